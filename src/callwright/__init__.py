@@ -1,0 +1,3 @@
+"""Callwright: a self-hostable, stream-first conversational voice-AI platform."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,137 @@
+"""The agent config: the structured object a business writes to describe an agent.
+
+It follows the seeds' shape (agent_name, tenant_id, voice_profile, language, goals,
+knowledge_sources, tools, guardrails) plus what the voice pipeline needs: prompts,
+greeting, engines and turn-taking. Unknown keys are rejected so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class EngineRef(_Strict):
+    """An engine picked by registry name, with its constructor options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class Engines(_Strict):
+    asr: EngineRef = EngineRef(name="whisper", options={"model": "tiny.en"})
+    llm: EngineRef = EngineRef(name="llamacpp")
+    tts: EngineRef = EngineRef(name="piper")
+    vad: EngineRef = EngineRef(name="silero")
+    # used when the main TTS engine cannot be loaded (e.g. the GPL extra is not installed)
+    tts_fallback: EngineRef | None = EngineRef(name="espeak")
+
+
+class Prompts(_Strict):
+    system: str = Field(min_length=1)
+    reprompt: str = "Are you still there?"
+    goodbye: str = "It seems you have stepped away. Goodbye!"
+
+
+class TurnTakingConfig(_Strict):
+    vad_threshold: float = Field(0.5, gt=0, lt=1)
+    vad_start_secs: float = Field(0.1, ge=0.03, le=2)
+    vad_stop_secs: float = Field(0.3, ge=0.06, le=3)
+    preroll_secs: float = Field(0.3, ge=0, le=2)
+    endpointing_delay_secs: float = Field(
+        0.0, ge=0, le=5, description="extra silence when the caller sounds done"
+    )
+    incomplete_delay_secs: float = Field(
+        0.6, ge=0, le=5, description="extra silence when the caller trails off"
+    )
+    speculative_reply: bool = True
+    partial_interval_secs: float = Field(0.6, ge=0, le=5)
+    allow_interruptions: bool = True
+    interruption_min_secs: float = Field(0.5, ge=0, le=5)
+    interruption_min_words: int = Field(1, ge=0, le=10)
+    backchannel_words: list[str] | None = Field(
+        None, description="words that never interrupt the agent; null keeps the built-in list"
+    )
+    idle_reprompt_secs: float | None = Field(8.0, gt=0)
+    idle_hangup_secs: float | None = Field(20.0, gt=0)
+    max_call_secs: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _hangup_after_reprompt(self) -> TurnTakingConfig:
+        if (
+            self.idle_reprompt_secs is not None
+            and self.idle_hangup_secs is not None
+            and self.idle_hangup_secs <= self.idle_reprompt_secs
+        ):
+            raise ValueError("idle_hangup_secs must be greater than idle_reprompt_secs")
+        return self
+
+
+class LLMParams(_Strict):
+    max_tokens: int = Field(160, ge=1, le=4096)
+    temperature: float = Field(0.3, ge=0, le=2)
+
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class AgentConfig(_Strict):
+    agent_id: str = Field(description="stable identifier, lowercase letters, digits, - and _")
+    agent_name: str = Field(min_length=1)
+    tenant_id: str = "default"
+    description: str = ""
+    voice_profile: str = "professional_friendly"
+    voice: str | None = Field(None, description="engine-specific voice name")
+    language: str = "en-US"
+    goals: list[str] = Field(default_factory=list)
+    knowledge_sources: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list)
+    guardrails: list[str] = Field(default_factory=list)
+    prompts: Prompts
+    greeting: str | None = None
+    engines: Engines = Field(default_factory=Engines)
+    turn_taking: TurnTakingConfig = Field(default_factory=TurnTakingConfig)
+    llm: LLMParams = Field(default_factory=LLMParams)
+
+    @field_validator("agent_id", "tenant_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be 1-64 lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _valid_language(cls, value: str) -> str:
+        if not re.match(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$", value):
+            raise ValueError("must be a BCP-47 tag such as 'en' or 'en-US'")
+        return value
+
+    @property
+    def asr_language(self) -> str:
+        return self.language.split("-")[0]
+
+    def system_prompt(self) -> str:
+        """The full, fixed system prompt: instructions, goals and guardrails.
+
+        Built once per agent version and kept byte-identical across turns so engines
+        with a prompt cache reuse it.
+        """
+        parts = [self.prompts.system.strip()]
+        if self.goals:
+            parts.append("Your goals: " + "; ".join(self.goals) + ".")
+        if self.guardrails:
+            rules = "; ".join(g.replace("_", " ") for g in self.guardrails)
+            parts.append("Rules you must follow: " + rules + ".")
+        parts.append(
+            "You are speaking on a live voice call: answer in one or two short "
+            "spoken sentences, with no lists, markdown or emoji."
+        )
+        return "\n\n".join(parts)

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket surfaces: REST API, the voice WebSocket, the web page."""

@@ -1,0 +1,77 @@
+"""The ASGI application: REST API, voice WebSocket and web page in one process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from callwright import __version__
+from callwright.agents.config import AgentConfig
+from callwright.agents.loader import load_agent_dir
+from callwright.api import routes
+from callwright.api.settings import ServerSettings
+from callwright.engines.registry import EngineHub
+from callwright.sessions.runtime import CallRuntime
+from callwright.storage.db import Database
+from callwright.storage.recordings import LocalRecordingStore
+from callwright.transports.websocket import serve_voice_websocket
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def create_app(
+    settings: ServerSettings | None = None, agents: dict[str, AgentConfig] | None = None
+) -> FastAPI:
+    settings = settings or ServerSettings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        catalog = agents if agents is not None else load_agent_dir(settings.agents_dir)
+        db = Database(settings.resolved_database_url())
+        await db.migrate()
+        recordings = (
+            LocalRecordingStore(settings.data_dir / "recordings") if settings.record else None
+        )
+        default = settings.default_agent if settings.default_agent in catalog else None
+        runtime = CallRuntime(
+            catalog, EngineHub(), db=db, recordings=recordings, default_agent=default
+        )
+        app.state.runtime = runtime
+        app.state.ready = False
+        await runtime.start(preload=settings.preload)
+        app.state.ready = True
+        log.info("Callwright %s ready with agents %s", __version__, sorted(catalog))
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await runtime.hub.aclose()
+            await db.aclose()
+
+    app = FastAPI(
+        title="Callwright",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hostable conversational voice AI. Voice protocol: "
+        "WebSocket /v1/voice (docs/protocol.md).",
+    )
+    app.include_router(routes.router)
+
+    @app.websocket("/v1/voice")
+    async def voice(ws: WebSocket) -> None:
+        await serve_voice_websocket(ws, ws.app.state.runtime)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -1,0 +1,1 @@
+"""Clients of the voice protocol: the simulated caller."""

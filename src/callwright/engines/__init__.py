@@ -1,0 +1,1 @@
+"""Speech and language engines behind small typed interfaces, registered by name."""

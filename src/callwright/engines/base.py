@@ -1,0 +1,155 @@
+"""The engine interfaces every ASR, LLM, TTS and VAD implementation fills.
+
+They are deliberately small: the real-time policy (when to decode, when to speak,
+what to cancel) lives in `callwright.pipeline`; engines only turn one kind of data
+into another. Blocking engines run their inference in a thread or process so the
+event loop never stalls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+# --------------------------------------------------------------------------- ASR
+@dataclass(slots=True)
+class Transcript:
+    text: str
+    language: str | None = None
+    confidence: float | None = None
+
+
+@runtime_checkable
+class ASREngine(Protocol):
+    """Batch speech-to-text over an utterance (16 kHz float32 mono).
+
+    Streaming behaviour (partials while the caller speaks, a final at the end of
+    speech) is built on top of this by `pipeline.transcriber`, which re-decodes the
+    growing utterance. Engines that stream natively can expose `supports_streaming`.
+    """
+
+    name: str
+    sample_rate: int
+
+    async def transcribe(
+        self, audio: np.ndarray, *, language: str | None = None, prompt: str | None = None
+    ) -> Transcript: ...
+
+
+# --------------------------------------------------------------------------- LLM
+@dataclass(slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, as produced by the model
+
+
+@dataclass(slots=True)
+class ChatMessage:
+    role: Role
+    content: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def to_openai(self) -> dict[str, Any]:
+        msg: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            msg["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in self.tool_calls
+            ]
+        if self.tool_call_id:
+            msg["tool_call_id"] = self.tool_call_id
+        if self.name:
+            msg["name"] = self.name
+        return msg
+
+
+@dataclass(slots=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+@dataclass(slots=True)
+class LLMDelta:
+    """One streamed piece of a reply: text, finished tool calls, or the finish reason."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+@runtime_checkable
+class LLMEngine(Protocol):
+    name: str
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        max_tokens: int = 256,
+        temperature: float = 0.3,
+        session_key: str | None = None,
+    ) -> AsyncIterator[LLMDelta]:
+        """Stream a reply. Closing the iterator early must stop generation promptly.
+
+        `session_key` lets engines with a prompt cache keep one per conversation.
+        """
+        ...
+
+
+# --------------------------------------------------------------------------- TTS
+@runtime_checkable
+class TTSEngine(Protocol):
+    name: str
+    sample_rate: int
+
+    def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
+        """Stream PCM16 mono audio at `sample_rate` for `text`; closing it stops synthesis."""
+        ...
+
+
+# --------------------------------------------------------------------------- VAD
+class VADStream(Protocol):
+    """Per-session detector state (recurrent models keep context between windows)."""
+
+    def probability(self, window: np.ndarray) -> float:
+        """Speech probability of one window of `window_samples` float32 samples."""
+        ...
+
+
+@runtime_checkable
+class VADEngine(Protocol):
+    name: str
+    sample_rate: int
+    window_samples: int
+
+    def open_stream(self) -> VADStream: ...
+
+
+class EngineError(RuntimeError):
+    """An engine failed in a way the session can report (dead provider, bad output)."""

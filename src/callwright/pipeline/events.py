@@ -1,0 +1,139 @@
+"""The pipeline's vocabulary: every event a voice session produces.
+
+Transports serialise these to their wire formats, observers persist them. They are
+plain dataclasses: cheap to create on the audio path, no validation needed inside.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class TurnMetrics:
+    """Where one turn's time went. Absolute times are the event loop's clock (seconds);
+    `breakdown()` gives milliseconds from the end of the caller's speech."""
+
+    turn: int
+    speech_end: float | None = None  # arrival of the caller's last voiced audio
+    vad_stop: float | None = None  # VAD confirmed the silence
+    asr_final: float | None = None
+    end_of_turn: float | None = None  # endpointing decided the caller is done
+    llm_first_token: float | None = None
+    tts_first_audio: float | None = None
+    first_audio_out: float | None = None
+    playback_end: float | None = None
+    interrupted: bool = False
+    speculative: bool = False  # the reply was started before the end of turn was confirmed
+
+    def breakdown(self) -> dict[str, float | None]:
+        base = self.speech_end
+        out: dict[str, float | None] = {}
+        for name in (
+            "vad_stop",
+            "asr_final",
+            "end_of_turn",
+            "llm_first_token",
+            "tts_first_audio",
+            "first_audio_out",
+        ):
+            value = getattr(self, name)
+            out[f"{name}_ms"] = (
+                None if base is None or value is None else round((value - base) * 1000, 1)
+            )
+        out["voice_to_voice_ms"] = out["first_audio_out_ms"]
+        return out
+
+
+@dataclass(slots=True)
+class SessionEvent:
+    """Base class; `type` names the event on every wire."""
+
+    type: str = field(init=False, default="event")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class UserSpeechStarted(SessionEvent):
+    type: str = field(init=False, default="user_speech_started")
+
+
+@dataclass(slots=True)
+class UserSpeechStopped(SessionEvent):
+    type: str = field(init=False, default="user_speech_stopped")
+
+
+@dataclass(slots=True)
+class TranscriptEvent(SessionEvent):
+    turn: int
+    text: str
+    final: bool
+    type: str = field(init=False, default="transcript")
+
+
+@dataclass(slots=True)
+class AgentTextEvent(SessionEvent):
+    """Text the agent is about to speak, one clause or sentence at a time."""
+
+    turn: int
+    text: str
+    type: str = field(init=False, default="agent_text")
+
+
+@dataclass(slots=True)
+class ToolCallEvent(SessionEvent):
+    turn: int
+    name: str
+    arguments: str
+    type: str = field(init=False, default="tool_call")
+
+
+@dataclass(slots=True)
+class AgentSpeechStarted(SessionEvent):
+    turn: int
+    type: str = field(init=False, default="agent_speech_started")
+
+
+@dataclass(slots=True)
+class AgentSpeechEnded(SessionEvent):
+    turn: int
+    text: str  # what the caller heard in full
+    type: str = field(init=False, default="agent_speech_ended")
+
+
+@dataclass(slots=True)
+class InterruptionEvent(SessionEvent):
+    turn: int
+    heard_text: str  # the part of the reply the caller actually heard
+    type: str = field(init=False, default="interruption")
+
+
+@dataclass(slots=True)
+class TurnMetricsEvent(SessionEvent):
+    metrics: TurnMetrics
+    type: str = field(init=False, default="turn_metrics")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "turn": self.metrics.turn,
+            "interrupted": self.metrics.interrupted,
+            "speculative": self.metrics.speculative,
+            **self.metrics.breakdown(),
+        }
+
+
+@dataclass(slots=True)
+class ErrorEvent(SessionEvent):
+    code: str
+    message: str
+    type: str = field(init=False, default="error")
+
+
+@dataclass(slots=True)
+class SessionEndedEvent(SessionEvent):
+    reason: str
+    type: str = field(init=False, default="end")

@@ -1,0 +1,183 @@
+"""Sends agent audio at the pace it is heard, and knows exactly what has been heard.
+
+Audio goes out in 20 ms frames, at most `lead_secs` ahead of the caller's playback
+clock: enough to ride out network jitter, little enough that an interruption wastes
+almost nothing. Every frame belongs to a `Segment` (one spoken clause); on barge-in
+the pacer drops what is queued and reports, per segment, how much was played, which
+is what the conversation history keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from callwright.audio.pcm import SAMPLE_WIDTH
+
+
+@dataclass(eq=False, slots=True)
+class Segment:
+    text: str
+    turn: int
+    queued_frames: int = 0
+    sent_frames: int = 0
+    played_frames: int = 0
+    closed: bool = False
+    first_sent_at: float | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    _tail: bytes = b""
+
+    def heard_text(self) -> str:
+        """The words heard, assuming speech spreads evenly over the segment's audio."""
+        if self.queued_frames == 0 or self.played_frames >= self.queued_frames:
+            return self.text if self.played_frames else ""
+        words = self.text.split()
+        n = math.floor(len(words) * self.played_frames / self.queued_frames)
+        return " ".join(words[:n])
+
+
+@dataclass(slots=True)
+class PacerStats:
+    frames_sent: int = 0
+    late_frames: int = 0  # sent after the caller should have started playing them
+    max_lateness_secs: float = 0.0
+
+
+FrameSink = Callable[[bytes], Awaitable[None]]
+
+
+class OutputPacer:
+    def __init__(
+        self,
+        sample_rate: int,
+        send: FrameSink,
+        *,
+        frame_secs: float = 0.02,
+        lead_secs: float = 0.08,
+        on_frame: Callable[[bytes, Segment], None] | None = None,
+    ) -> None:
+        self.sample_rate = sample_rate
+        self.frame_secs = frame_secs
+        self.frame_bytes = int(sample_rate * frame_secs) * SAMPLE_WIDTH
+        self.lead_secs = lead_secs
+        self._send = send
+        self._on_frame = on_frame
+        self._queue: deque[tuple[bytes, Segment]] = deque()
+        self._log: deque[tuple[float, Segment]] = deque()  # (play end time, segment) of sent frames
+        self._wakeup = asyncio.Event()
+        self._t0 = 0.0  # playback clock origin of the current burst
+        self._burst_frames = 0
+        self._play_end = 0.0
+        self.stats = PacerStats()
+        self._loop = asyncio.get_running_loop()
+
+    # ------------------------------------------------------------------ producers
+    def begin_segment(self, text: str, turn: int) -> Segment:
+        return Segment(text=text, turn=turn)
+
+    def add(self, segment: Segment, pcm: bytes) -> None:
+        data = segment._tail + pcm
+        fb = self.frame_bytes
+        whole = len(data) - len(data) % fb
+        for i in range(0, whole, fb):
+            self._queue.append((data[i : i + fb], segment))
+            segment.queued_frames += 1
+        segment._tail = data[whole:]
+        if whole:
+            self._wakeup.set()
+
+    def end_segment(self, segment: Segment) -> None:
+        if segment._tail:
+            self._queue.append(
+                (segment._tail + bytes(self.frame_bytes - len(segment._tail)), segment)
+            )
+            segment.queued_frames += 1
+            segment._tail = b""
+        segment.closed = True
+        self._wakeup.set()
+        self._check_done(segment)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def active(self) -> bool:
+        """True while agent audio is queued or still playing at the caller."""
+        return bool(self._queue) or self._loop.time() < self._play_end
+
+    def interrupt(self) -> list[Segment]:
+        """Drop everything not yet played; return the segments touched, with their
+        `played_frames` settled to what the caller heard."""
+        now = self._loop.time()
+        touched: dict[int, Segment] = {}
+        for _, seg in self._log:
+            touched[id(seg)] = seg
+        for _, seg in self._queue:
+            touched[id(seg)] = seg
+        # a frame counts as heard once half of it has played
+        self._settle(now + self.frame_secs / 2)
+        self._log.clear()
+        self._queue.clear()
+        self._play_end = now
+        for seg in touched.values():
+            seg.queued_frames = max(seg.queued_frames, seg.sent_frames)
+            seg.closed = True
+            seg.done.set()
+        return list(touched.values())
+
+    # ------------------------------------------------------------------ the loop
+    def _settle(self, now: float) -> None:
+        while self._log and self._log[0][0] <= now:
+            _, seg = self._log.popleft()
+            seg.played_frames += 1
+            self._check_done(seg)
+
+    @staticmethod
+    def _check_done(seg: Segment) -> None:
+        if seg.closed and seg.played_frames >= seg.queued_frames:
+            seg.done.set()
+
+    async def run(self) -> None:
+        loop = self._loop
+        while True:
+            if not self._queue:
+                # wait for audio, settling playback of what was sent in the meantime
+                while not self._queue:
+                    self._wakeup.clear()
+                    if self._log:
+                        timeout = max(0.0, self._log[0][0] - loop.time())
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wakeup.wait(), timeout)
+                        self._settle(loop.time())
+                    else:
+                        await self._wakeup.wait()
+            now = loop.time()
+            if now >= self._play_end:  # caller has played everything: a new burst starts now
+                self._t0 = now
+                self._burst_frames = 0
+            deadline = self._t0 + self._burst_frames * self.frame_secs - self.lead_secs
+            if deadline > now:
+                await asyncio.sleep(deadline - now)
+                now = loop.time()
+                if not self._queue:  # interrupted while waiting
+                    continue
+            elif now > deadline + self.lead_secs and self._burst_frames > 0:
+                # past its play time: the caller's buffer ran dry (the loop was too slow)
+                self.stats.late_frames += 1
+            if self._burst_frames > 0:
+                self.stats.max_lateness_secs = max(self.stats.max_lateness_secs, now - deadline)
+            frame, seg = self._queue.popleft()
+            if seg.first_sent_at is None:
+                seg.first_sent_at = now
+            seg.sent_frames += 1
+            self._burst_frames += 1
+            play_end = self._t0 + self._burst_frames * self.frame_secs
+            self._play_end = play_end
+            self._log.append((play_end, seg))
+            self.stats.frames_sent += 1
+            if self._on_frame is not None:
+                self._on_frame(frame, seg)
+            await self._send(frame)
+            self._settle(now)

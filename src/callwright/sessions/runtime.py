@@ -1,0 +1,340 @@
+"""From an agent config and a transport to a running, recorded VoiceSession.
+
+The runtime is the one place that knows both the pipeline and the platform: it
+builds pipeline settings from the agent config, takes engines from the shared hub,
+and persists the call (turns, events, recording) without ever blocking the audio
+path: storage writes go through a per-call writer task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from callwright.agents.config import AgentConfig
+from callwright.engines.registry import EngineHub
+from callwright.pipeline.endpointing import TranscriptEndpointing
+from callwright.pipeline.events import (
+    AgentSpeechEnded,
+    InterruptionEvent,
+    SessionEvent,
+    TranscriptEvent,
+    TurnMetricsEvent,
+)
+from callwright.pipeline.session import (
+    DEFAULT_BACKCHANNELS,
+    SessionEngines,
+    SessionOutput,
+    SessionSettings,
+    TurnTaking,
+    VoiceSession,
+)
+from callwright.pipeline.vad import VadParams
+from callwright.sessions.model import SessionInfo
+from callwright.storage.db import Database
+from callwright.storage.recordings import CallRecorder, RecordingStore
+from callwright.storage.repository import AgentConfigRepository, CallRepository
+
+log = logging.getLogger(__name__)
+
+
+def session_settings(agent: AgentConfig) -> SessionSettings:
+    t = agent.turn_taking
+    return SessionSettings(
+        system_prompt=agent.system_prompt(),
+        greeting=agent.greeting,
+        reprompt_text=agent.prompts.reprompt,
+        goodbye_text=agent.prompts.goodbye,
+        language=agent.asr_language,
+        voice=agent.voice,
+        max_tokens=agent.llm.max_tokens,
+        temperature=agent.llm.temperature,
+        turn=TurnTaking(
+            vad=VadParams(
+                threshold=t.vad_threshold, start_secs=t.vad_start_secs, stop_secs=t.vad_stop_secs
+            ),
+            preroll_secs=t.preroll_secs,
+            endpointing=TranscriptEndpointing(t.endpointing_delay_secs, t.incomplete_delay_secs),
+            speculative=t.speculative_reply,
+            partial_interval_secs=t.partial_interval_secs,
+            allow_interruptions=t.allow_interruptions,
+            interruption_min_secs=t.interruption_min_secs,
+            interruption_min_words=t.interruption_min_words,
+            backchannel_words=(
+                frozenset(w.lower() for w in t.backchannel_words)
+                if t.backchannel_words is not None
+                else DEFAULT_BACKCHANNELS
+            ),
+            idle_reprompt_secs=t.idle_reprompt_secs,
+            idle_hangup_secs=t.idle_hangup_secs,
+            max_call_secs=t.max_call_secs,
+        ),
+    )
+
+
+async def load_engines(hub: EngineHub, agent: AgentConfig) -> SessionEngines:
+    e = agent.engines
+    tts: Any
+    try:
+        tts = await hub.get("tts", e.tts.name, e.tts.options)
+    except Exception:
+        if e.tts_fallback is None:
+            raise
+        log.warning(
+            "TTS engine %r unavailable, using fallback %r",
+            e.tts.name,
+            e.tts_fallback.name,
+            exc_info=True,
+        )
+        tts = await hub.get("tts", e.tts_fallback.name, e.tts_fallback.options)
+    asr, llm, vad = await asyncio.gather(
+        hub.get("asr", e.asr.name, e.asr.options),
+        hub.get("llm", e.llm.name, e.llm.options),
+        hub.get("vad", e.vad.name, e.vad.options),
+    )
+    return SessionEngines(asr=asr, llm=llm, tts=tts, vad=vad)
+
+
+@dataclass(slots=True)
+class _Pending:
+    turns: list[dict[str, Any]] = field(default_factory=list)
+    events: list[tuple[str, dict[str, Any], datetime]] = field(default_factory=list)
+
+
+class RecordingOutput:
+    """Wraps a transport's output: forwards everything, and keeps the call's record."""
+
+    PERSISTED: ClassVar[frozenset[str]] = frozenset(
+        {
+            "transcript",
+            "agent_text",
+            "interruption",
+            "turn_metrics",
+            "tool_call",
+            "error",
+            "agent_speech_ended",
+            "end",
+        }
+    )
+
+    def __init__(self, inner: SessionOutput, call: Call) -> None:
+        self.inner = inner
+        self.call = call
+
+    async def send_audio(self, pcm: bytes) -> None:
+        await self.inner.send_audio(pcm)
+
+    async def clear_audio(self) -> None:
+        await self.inner.clear_audio()
+
+    async def send_event(self, event: SessionEvent) -> None:
+        self.call.observe(event)
+        await self.inner.send_event(event)
+
+
+class Call:
+    """One call: its session info, its VoiceSession, and its record in storage."""
+
+    def __init__(
+        self,
+        runtime: CallRuntime,
+        info: SessionInfo,
+        agent: AgentConfig,
+        engines: SessionEngines,
+        output: SessionOutput,
+    ) -> None:
+        self.runtime = runtime
+        self.info = info
+        self.agent = agent
+        self.recorder = (
+            CallRecorder(agent_rate=info.output_format.sample_rate)
+            if info.may_record and runtime.recordings is not None
+            else None
+        )
+        self.session = VoiceSession(
+            info.session_id,
+            engines,
+            session_settings(agent),
+            RecordingOutput(output, self),
+            output_rate=info.output_format.sample_rate,
+            tap=self.recorder,
+        )
+        self._pending = _Pending()
+        self._wake = asyncio.Event()
+        self._last_agent: dict[str, Any] | None = None
+        self.started_at = datetime.now(UTC)
+
+    @property
+    def call_id(self) -> str:
+        return self.info.session_id
+
+    def push_audio(self, pcm16k: bytes) -> None:
+        self.session.push_audio(pcm16k)
+
+    def observe(self, event: SessionEvent) -> None:
+        """Collect what storage keeps; called on the loop, never awaits."""
+        now = datetime.now(UTC)
+        if event.type in RecordingOutput.PERSISTED:
+            self._pending.events.append((event.type, event.to_dict(), now))
+        if isinstance(event, TranscriptEvent) and event.final:
+            self._pending.turns.append(
+                {
+                    "index": event.turn,
+                    "role": "user",
+                    "text": event.text,
+                    "interrupted": False,
+                    "metrics": None,
+                    "at": now,
+                }
+            )
+        elif isinstance(event, AgentSpeechEnded | InterruptionEvent):
+            self._last_agent = {
+                "index": event.turn,
+                "role": "assistant",
+                "text": event.text if isinstance(event, AgentSpeechEnded) else event.heard_text,
+                "interrupted": isinstance(event, InterruptionEvent),
+                "metrics": None,
+                "at": now,
+            }
+            if event.turn == 0:  # greeting / prompts: no metrics event follows
+                self._pending.turns.append(self._last_agent)
+        elif isinstance(event, TurnMetricsEvent):
+            agent_turn = self._last_agent
+            if agent_turn is not None and agent_turn["index"] == event.metrics.turn:
+                agent_turn["metrics"] = event.to_dict()
+                self._pending.turns.append(agent_turn)
+                self._last_agent = None
+        self._wake.set()
+
+    async def _writer(self) -> None:
+        db = self.runtime.db
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+            if db is None:
+                return
+
+    async def _flush(self) -> None:
+        db = self.runtime.db
+        pending, self._pending = self._pending, _Pending()
+        if db is None or (not pending.turns and not pending.events):
+            return
+        repo = CallRepository(db)
+        tenant = self.info.tenant_id
+        try:
+            if self.info.security.store_transcripts:
+                for turn in pending.turns:
+                    await repo.add_turn(
+                        tenant,
+                        self.call_id,
+                        index=turn["index"],
+                        role=turn["role"],
+                        text=turn["text"],
+                        interrupted=turn["interrupted"],
+                        metrics=turn["metrics"],
+                        started_at=turn["at"],
+                    )
+            await repo.add_events(tenant, self.call_id, pending.events)
+        except Exception:
+            log.exception("could not persist call %s", self.call_id)
+
+    async def run(self) -> str:
+        db = self.runtime.db
+        if db is not None:
+            await CallRepository(db).create_call(
+                tenant_id=self.info.tenant_id,
+                call_id=self.call_id,
+                agent_id=self.info.agent_id,
+                agent_version=self.info.agent_version,
+                channel=self.info.channel,
+                user_id=self.info.user_id,
+                consent=self.info.consent,
+                language=self.info.language,
+                metadata=dict(self.info.metadata),
+            )
+        writer = asyncio.create_task(self._writer(), name=f"{self.call_id}:writer")
+        reason = "error"
+        status = "failed"
+        try:
+            reason = await self.session.run()
+            status = "ended"
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            await self._flush()
+            uri = None
+            if self.recorder is not None and self.runtime.recordings is not None:
+                try:
+                    path = await asyncio.to_thread(self.recorder.finish)
+                    uri = await self.runtime.recordings.put(self.info.tenant_id, self.call_id, path)
+                    self.info.audio_ref = uri
+                except Exception:
+                    log.exception("could not store the recording of call %s", self.call_id)
+            if db is not None:
+                await CallRepository(db).finish_call(
+                    self.info.tenant_id,
+                    self.call_id,
+                    status=status,
+                    end_reason=reason,
+                    recording_uri=uri,
+                )
+        return reason
+
+
+class CallRuntime:
+    """Process-wide: agents, engines, storage. Transports ask it for calls."""
+
+    def __init__(
+        self,
+        agents: dict[str, AgentConfig],
+        hub: EngineHub,
+        *,
+        db: Database | None = None,
+        recordings: RecordingStore | None = None,
+        default_agent: str | None = None,
+    ) -> None:
+        if not agents:
+            raise ValueError("no agents configured")
+        self.agents = agents
+        self.hub = hub
+        self.db = db
+        self.recordings = recordings
+        self.default_agent = default_agent or next(iter(agents))
+        self.versions: dict[str, int] = {a: 1 for a in agents}
+        self.active: dict[str, Call] = {}
+
+    async def start(self, preload: bool = True) -> None:
+        """Record agent config versions, and load every agent's engines before serving."""
+        if self.db is not None:
+            repo = AgentConfigRepository(self.db)
+            for agent in self.agents.values():
+                await CallRepository(self.db).ensure_tenant(agent.tenant_id, agent.tenant_id)
+                self.versions[agent.agent_id] = await repo.save_version(
+                    agent.tenant_id, agent.agent_id, agent.model_dump(mode="json")
+                )
+        if preload:
+            for agent in self.agents.values():
+                await load_engines(self.hub, agent)
+
+    def agent(self, agent_id: str | None) -> AgentConfig:
+        key = agent_id or self.default_agent
+        try:
+            return self.agents[key]
+        except KeyError:
+            raise KeyError(f"unknown agent {key!r}; known: {sorted(self.agents)}") from None
+
+    async def open_call(self, info: SessionInfo, output: SessionOutput) -> Call:
+        agent = self.agent(info.agent_id)
+        engines = await load_engines(self.hub, agent)
+        call = Call(self, info, agent, engines, output)
+        self.active[call.call_id] = call
+        return call
+
+    def close_call(self, call: Call) -> None:
+        self.active.pop(call.call_id, None)

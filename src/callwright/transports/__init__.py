@@ -1,0 +1,1 @@
+"""Transports carry a call's audio and events between a peer and a VoiceSession."""

@@ -1,0 +1,192 @@
+"""VoiceSession behaviour with the zero-cost engines and a loudness VAD, in real time."""
+
+from __future__ import annotations
+
+import asyncio
+
+from callwright.engines.base import LLMDelta
+from callwright.engines.scripted import ScriptedASR
+from callwright.pipeline.endpointing import TranscriptEndpointing
+
+from .conftest import silence, tone
+
+REPLY = "We open at nine. On Saturdays we close at one. Is there anything else?"
+
+
+async def test_one_turn_end_to_end(make_session):
+    h = await make_session()
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_ended", timeout=10)
+    finals = [e for e in h.out.of("transcript") if e.final]
+    assert [e.text for e in finals] == ["what time do you open on saturday"]
+    assert " ".join(e.text for e in h.out.of("agent_text")) == REPLY
+    assert h.out.audio, "agent audio was sent"
+    # all agent audio is 20 ms frames of PCM16 at 16 kHz
+    assert {len(pcm) for _, pcm in h.out.audio} == {640}
+    metrics = h.out.of("turn_metrics")[0].metrics
+    assert not metrics.interrupted
+    for name in ("speech_end", "vad_stop", "asr_final", "end_of_turn", "llm_first_token",
+                 "tts_first_audio", "first_audio_out"):
+        assert getattr(metrics, name) is not None, name
+    b = metrics.breakdown()
+    assert 0 < b["vad_stop_ms"] <= b["first_audio_out_ms"]
+    msgs = [(m.role, m.content) for m in h.session.conversation.messages]
+    assert msgs == [("user", "what time do you open on saturday"), ("assistant", REPLY)]
+    assert await h.stop() == "test_over"
+    assert h.out.of("end")[0].reason == "test_over"
+
+
+async def test_audio_is_paced_in_real_time(make_session):
+    h = await make_session()
+    await h.feed(tone(0.8) + silence(0.2))
+    await h.feed_until("agent_speech_ended", timeout=10)
+    times = [t for t, _ in h.out.audio]
+    played = len(times) * 0.02
+    spread = times[-1] - times[0]
+    # sent no faster than real time, minus the pacer's lead of ~80 ms
+    assert spread >= played - 0.12
+    assert h.session.pacer_stats.late_frames == 0
+
+
+async def test_greeting_is_spoken_first(make_session):
+    h = await make_session(greeting="Hello, this is the clinic.")
+    await h.feed_until("agent_speech_ended", timeout=5)
+    assert h.out.of("agent_text")[0].text == "Hello, this is the clinic."
+    assert h.session.conversation.messages[0].content == "Hello, this is the clinic."
+    assert h.out.of("turn_metrics") == []  # greetings are not reply turns
+
+
+async def test_barge_in_stops_audio_and_truncates_history(make_session):
+    h = await make_session(interruption_min_secs=0.4, interruption_min_words=1)
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed(silence(0.6))  # let some of the reply play
+    barge_at = asyncio.get_running_loop().time()
+    await h.feed(tone(1.2))
+    event = await h.out.wait_for("interruption", timeout=3)
+    stopped = h.out.first_time("interruption")
+    assert stopped is not None and stopped - barge_at < 1.0
+    assert h.out.clears, "the transport was told to drop buffered audio"
+    sent_after = [t for t, _ in h.out.audio if t > stopped + 0.05]
+    assert sent_after == [], "no agent audio after the interruption"
+    heard = event.heard_text
+    assert heard and REPLY.startswith(heard) and len(heard) < len(REPLY)
+    assistant = [m for m in h.session.conversation.messages if m.role == "assistant"]
+    assert assistant[0].content == heard
+    metrics = h.out.of("turn_metrics")[0].metrics
+    assert metrics.interrupted
+    # the barge-in speech becomes the next user turn
+    await h.feed(silence(0.5))
+    await h.feed_until("agent_speech_started", timeout=10)
+    assert len([e for e in h.out.of("transcript") if e.final]) == 2
+
+
+async def test_short_noise_does_not_interrupt(make_session):
+    h = await make_session(interruption_min_secs=0.5)
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed(tone(0.25) + silence(0.3))  # a cough
+    await h.feed_until("agent_speech_ended", timeout=10)
+    assert h.out.of("interruption") == []
+    assert h.session.conversation.messages[-1].content == REPLY
+
+
+async def test_backchannel_does_not_interrupt(make_session):
+    # whatever the caller says over the agent is heard as "mhm yeah"
+    h = await make_session(asr=ScriptedASR(text="mhm yeah", words_per_sec=4),
+                           interruption_min_secs=0.4, interruption_min_words=1)
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed(tone(0.9) + silence(0.3))
+    await h.feed_until("agent_speech_ended", timeout=10)
+    assert h.out.of("interruption") == []
+
+
+async def test_interrupt_on_duration_alone_when_words_not_required(make_session):
+    h = await make_session(asr=ScriptedASR(text="mhm"), interruption_min_secs=0.3,
+                           interruption_min_words=0)
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed(tone(0.6))
+    await h.out.wait_for("interruption", timeout=3)
+
+
+async def test_pause_mid_sentence_is_not_cut_off(make_session):
+    # the first part of the sentence ends on "for": the caller is not done
+    h = await make_session(asr=ScriptedASR(text="book an appointment for", words_per_sec=4),
+                           endpointing=TranscriptEndpointing(0.0, 0.8))
+    await h.feed(tone(1.2) + silence(0.55) + tone(0.8) + silence(0.2))
+    await h.feed_until("agent_speech_ended", timeout=10)
+    finals = [e for e in h.out.of("transcript") if e.final]
+    assert len(finals) == 1, "one turn, not cut at the pause"
+    assert len(h.out.of("agent_speech_started")) == 1
+
+
+async def test_complete_sentence_answers_without_extra_wait(make_session):
+    h = await make_session(asr=ScriptedASR(text="yes please book it."),
+                           speculative=False)
+    await h.feed(tone(0.8) + silence(0.2))
+    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed_until("turn_metrics", timeout=10)
+    metrics = h.out.of("turn_metrics")[0].metrics
+    assert metrics.end_of_turn - metrics.vad_stop < 0.1
+
+
+async def test_speculative_reply_is_cancelled_when_caller_goes_on(make_session):
+    h = await make_session(asr=ScriptedASR(text="I would like to", words_per_sec=4),
+                           endpointing=TranscriptEndpointing(0.0, 1.0), speculative=True)
+    await h.feed(tone(1.0) + silence(0.5) + tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_ended", timeout=10)
+    assert len(h.out.of("agent_speech_started")) == 1
+    assert len([e for e in h.out.of("transcript") if e.final]) == 1
+
+
+async def test_idle_reprompt_then_hangup(make_session):
+    h = await make_session(idle_reprompt_secs=0.6, idle_hangup_secs=1.8)
+    await h.feed_until("end", timeout=10)
+    texts = " ".join(e.text for e in h.out.of("agent_text"))
+    assert texts == "Are you still there? It seems you have stepped away. Goodbye!"
+    assert h.out.of("end")[0].reason == "idle_timeout"
+    assert await asyncio.wait_for(h.task, 2) == "idle_timeout"
+
+
+class FailingLLM:
+    name = "failing"
+
+    async def stream(self, messages, **kwargs):
+        yield LLMDelta(text="Let me check. ")
+        raise ConnectionError("provider is down")
+
+
+async def test_dead_llm_reports_error_and_session_survives(make_session):
+    h = await make_session(llm=FailingLLM())
+    await h.feed(tone(0.8) + silence(0.2))
+    await h.feed_until("error", timeout=5)
+    err = h.out.of("error")[0]
+    assert err.code == "reply_failed" and "provider is down" in err.message
+    # the session still takes the next turn
+    await h.feed(silence(0.3) + tone(0.8) + silence(0.2))
+    await h.feed_until("transcript", timeout=5)
+    assert not h.task.done()
+
+
+async def test_llm_stream_is_closed_on_barge_in(make_session):
+    closed = asyncio.Event()
+
+    class SlowLLM:
+        name = "slow"
+
+        async def stream(self, messages, **kwargs):
+            try:
+                for word in ("One, two, three, four. " * 20).split(" "):
+                    yield LLMDelta(text=word + " ")
+                    await asyncio.sleep(0.05)
+            finally:
+                closed.set()
+
+    h = await make_session(llm=SlowLLM(), interruption_min_secs=0.3)
+    await h.feed(tone(0.8) + silence(0.2))
+    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed(tone(0.8))
+    await h.out.wait_for("interruption", timeout=3)
+    await asyncio.wait_for(closed.wait(), 1)
