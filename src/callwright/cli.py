@@ -136,7 +136,9 @@ def call(
 
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack:
-            target = url or await stack.enter_async_context(_inprocess_server(agents_dir, data_dir))
+            target = url
+            if target is None:
+                target = await stack.enter_async_context(_inprocess_server(agents_dir, data_dir))
             caller = SimulatedCaller(
                 target, utterances, agent_id=agent, reply_timeout=reply_timeout, tail_secs=tail
             )

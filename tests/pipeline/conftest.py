@@ -56,14 +56,14 @@ class Recorder:
     def first_time(self, kind: str) -> float | None:
         return next((t for t, e in self.events if e.type == kind), None)
 
-    async def wait_for(self, kind: str, timeout: float = 5.0) -> Any:
+    async def wait_for(self, kind: str, within: float = 5.0) -> Any:
         async def poll() -> Any:
             while not self.of(kind):
                 self.changed.clear()
                 await self.changed.wait()
             return self.of(kind)[0]
 
-        return await asyncio.wait_for(poll(), timeout)
+        return await asyncio.wait_for(poll(), within)
 
 
 class Harness:
@@ -89,13 +89,15 @@ class Harness:
             self.session.push_audio(pcm[i : i + step])
             self._sent += 1
 
-    async def feed_until(self, kind: str, timeout: float = 5.0) -> None:
+    async def feed_until(self, kind: str, within: float = 5.0) -> None:
         """Stream silence until the session emits `kind`."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while not self.out.of(kind):
             if loop.time() > deadline:
-                raise AssertionError(f"no {kind!r} event; got {[e.type for _, e in self.out.events]}")
+                raise AssertionError(
+                    f"no {kind!r} event; got {[e.type for _, e in self.out.events]}"
+                )
             await self.feed(silence(FRAME))
 
     async def stop(self) -> str:
@@ -108,21 +110,32 @@ class Harness:
 async def make_session():
     harnesses: list[Harness] = []
 
-    async def factory(*, asr: ScriptedASR | None = None, llm: Any = None,
-                      tts: ScriptedTTS | None = None, greeting: str | None = None,
-                      **turn: Any) -> Harness:
-        defaults: dict[str, Any] = {"idle_reprompt_secs": None, "idle_hangup_secs": None,
-                                    "partial_interval_secs": 0.3}
+    async def factory(
+        *,
+        asr: ScriptedASR | None = None,
+        llm: Any = None,
+        tts: ScriptedTTS | None = None,
+        greeting: str | None = None,
+        **turn: Any,
+    ) -> Harness:
+        defaults: dict[str, Any] = {
+            "idle_reprompt_secs": None,
+            "idle_hangup_secs": None,
+            "partial_interval_secs": 0.3,
+        }
         defaults.update(turn)
         engines = SessionEngines(
             asr=asr or ScriptedASR(text="what time do you open on saturday", words_per_sec=20),
-            llm=llm or ScriptedLLM(reply="We open at nine. On Saturdays we close at one. "
-                                   "Is there anything else?"),
+            llm=llm
+            or ScriptedLLM(
+                reply="We open at nine. On Saturdays we close at one. Is there anything else?"
+            ),
             tts=tts or ScriptedTTS(sample_rate=16000, chars_per_sec=14),
             vad=EnergyVADEngine(threshold_dbfs=-40),
         )
-        settings = SessionSettings(system_prompt="You are a test agent.", greeting=greeting,
-                                   turn=TurnTaking(**defaults))
+        settings = SessionSettings(
+            system_prompt="You are a test agent.", greeting=greeting, turn=TurnTaking(**defaults)
+        )
         out = Recorder()
         h = Harness(VoiceSession("test", engines, settings, out, output_rate=16000), out)
         await h.start()

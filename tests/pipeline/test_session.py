@@ -16,7 +16,7 @@ REPLY = "We open at nine. On Saturdays we close at one. Is there anything else?"
 async def test_one_turn_end_to_end(make_session):
     h = await make_session()
     await h.feed(tone(1.0) + silence(0.2))
-    await h.feed_until("agent_speech_ended", timeout=10)
+    await h.feed_until("agent_speech_ended", within=10)
     finals = [e for e in h.out.of("transcript") if e.final]
     assert [e.text for e in finals] == ["what time do you open on saturday"]
     assert " ".join(e.text for e in h.out.of("agent_text")) == REPLY
@@ -25,8 +25,15 @@ async def test_one_turn_end_to_end(make_session):
     assert {len(pcm) for _, pcm in h.out.audio} == {640}
     metrics = h.out.of("turn_metrics")[0].metrics
     assert not metrics.interrupted
-    for name in ("speech_end", "vad_stop", "asr_final", "end_of_turn", "llm_first_token",
-                 "tts_first_audio", "first_audio_out"):
+    for name in (
+        "speech_end",
+        "vad_stop",
+        "asr_final",
+        "end_of_turn",
+        "llm_first_token",
+        "tts_first_audio",
+        "first_audio_out",
+    ):
         assert getattr(metrics, name) is not None, name
     b = metrics.breakdown()
     assert 0 < b["vad_stop_ms"] <= b["first_audio_out_ms"]
@@ -39,7 +46,7 @@ async def test_one_turn_end_to_end(make_session):
 async def test_audio_is_paced_in_real_time(make_session):
     h = await make_session()
     await h.feed(tone(0.8) + silence(0.2))
-    await h.feed_until("agent_speech_ended", timeout=10)
+    await h.feed_until("agent_speech_ended", within=10)
     times = [t for t, _ in h.out.audio]
     played = len(times) * 0.02
     spread = times[-1] - times[0]
@@ -50,7 +57,7 @@ async def test_audio_is_paced_in_real_time(make_session):
 
 async def test_greeting_is_spoken_first(make_session):
     h = await make_session(greeting="Hello, this is the clinic.")
-    await h.feed_until("agent_speech_ended", timeout=5)
+    await h.feed_until("agent_speech_ended", within=5)
     assert h.out.of("agent_text")[0].text == "Hello, this is the clinic."
     assert h.session.conversation.messages[0].content == "Hello, this is the clinic."
     assert h.out.of("turn_metrics") == []  # greetings are not reply turns
@@ -59,11 +66,11 @@ async def test_greeting_is_spoken_first(make_session):
 async def test_barge_in_stops_audio_and_truncates_history(make_session):
     h = await make_session(interruption_min_secs=0.4, interruption_min_words=1)
     await h.feed(tone(1.0) + silence(0.2))
-    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed_until("agent_speech_started", within=10)
     await h.feed(silence(0.6))  # let some of the reply play
     barge_at = asyncio.get_running_loop().time()
     await h.feed(tone(1.2))
-    event = await h.out.wait_for("interruption", timeout=3)
+    event = await h.out.wait_for("interruption", within=3)
     stopped = h.out.first_time("interruption")
     assert stopped is not None and stopped - barge_at < 1.0
     assert h.out.clears, "the transport was told to drop buffered audio"
@@ -77,73 +84,81 @@ async def test_barge_in_stops_audio_and_truncates_history(make_session):
     assert metrics.interrupted
     # the barge-in speech becomes the next user turn
     await h.feed(silence(0.5))
-    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed_until("agent_speech_started", within=10)
     assert len([e for e in h.out.of("transcript") if e.final]) == 2
 
 
 async def test_short_noise_does_not_interrupt(make_session):
     h = await make_session(interruption_min_secs=0.5)
     await h.feed(tone(1.0) + silence(0.2))
-    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed_until("agent_speech_started", within=10)
     await h.feed(tone(0.25) + silence(0.3))  # a cough
-    await h.feed_until("agent_speech_ended", timeout=10)
+    await h.feed_until("agent_speech_ended", within=10)
     assert h.out.of("interruption") == []
     assert h.session.conversation.messages[-1].content == REPLY
 
 
 async def test_backchannel_does_not_interrupt(make_session):
     # whatever the caller says over the agent is heard as "mhm yeah"
-    h = await make_session(asr=ScriptedASR(text="mhm yeah", words_per_sec=4),
-                           interruption_min_secs=0.4, interruption_min_words=1)
+    h = await make_session(
+        asr=ScriptedASR(text="mhm yeah", words_per_sec=4),
+        interruption_min_secs=0.4,
+        interruption_min_words=1,
+    )
     await h.feed(tone(1.0) + silence(0.2))
-    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed_until("agent_speech_started", within=10)
     await h.feed(tone(0.9) + silence(0.3))
-    await h.feed_until("agent_speech_ended", timeout=10)
+    await h.feed_until("agent_speech_ended", within=10)
     assert h.out.of("interruption") == []
 
 
 async def test_interrupt_on_duration_alone_when_words_not_required(make_session):
-    h = await make_session(asr=ScriptedASR(text="mhm"), interruption_min_secs=0.3,
-                           interruption_min_words=0)
+    h = await make_session(
+        asr=ScriptedASR(text="mhm"), interruption_min_secs=0.3, interruption_min_words=0
+    )
     await h.feed(tone(1.0) + silence(0.2))
-    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed_until("agent_speech_started", within=10)
     await h.feed(tone(0.6))
-    await h.out.wait_for("interruption", timeout=3)
+    await h.out.wait_for("interruption", within=3)
 
 
 async def test_pause_mid_sentence_is_not_cut_off(make_session):
     # the first part of the sentence ends on "for": the caller is not done
-    h = await make_session(asr=ScriptedASR(text="book an appointment for", words_per_sec=4),
-                           endpointing=TranscriptEndpointing(0.0, 0.8))
+    h = await make_session(
+        asr=ScriptedASR(text="book an appointment for", words_per_sec=4),
+        endpointing=TranscriptEndpointing(0.0, 0.8),
+    )
     await h.feed(tone(1.2) + silence(0.55) + tone(0.8) + silence(0.2))
-    await h.feed_until("agent_speech_ended", timeout=10)
+    await h.feed_until("agent_speech_ended", within=10)
     finals = [e for e in h.out.of("transcript") if e.final]
     assert len(finals) == 1, "one turn, not cut at the pause"
     assert len(h.out.of("agent_speech_started")) == 1
 
 
 async def test_complete_sentence_answers_without_extra_wait(make_session):
-    h = await make_session(asr=ScriptedASR(text="yes please book it."),
-                           speculative=False)
+    h = await make_session(asr=ScriptedASR(text="yes please book it."), speculative=False)
     await h.feed(tone(0.8) + silence(0.2))
-    await h.feed_until("agent_speech_started", timeout=10)
-    await h.feed_until("turn_metrics", timeout=10)
+    await h.feed_until("agent_speech_started", within=10)
+    await h.feed_until("turn_metrics", within=10)
     metrics = h.out.of("turn_metrics")[0].metrics
     assert metrics.end_of_turn - metrics.vad_stop < 0.1
 
 
 async def test_speculative_reply_is_cancelled_when_caller_goes_on(make_session):
-    h = await make_session(asr=ScriptedASR(text="I would like to", words_per_sec=4),
-                           endpointing=TranscriptEndpointing(0.0, 1.0), speculative=True)
+    h = await make_session(
+        asr=ScriptedASR(text="I would like to", words_per_sec=4),
+        endpointing=TranscriptEndpointing(0.0, 1.0),
+        speculative=True,
+    )
     await h.feed(tone(1.0) + silence(0.5) + tone(1.0) + silence(0.2))
-    await h.feed_until("agent_speech_ended", timeout=10)
+    await h.feed_until("agent_speech_ended", within=10)
     assert len(h.out.of("agent_speech_started")) == 1
     assert len([e for e in h.out.of("transcript") if e.final]) == 1
 
 
 async def test_idle_reprompt_then_hangup(make_session):
     h = await make_session(idle_reprompt_secs=0.6, idle_hangup_secs=1.8)
-    await h.feed_until("end", timeout=10)
+    await h.feed_until("end", within=10)
     texts = " ".join(e.text for e in h.out.of("agent_text"))
     assert texts == "Are you still there? It seems you have stepped away. Goodbye!"
     assert h.out.of("end")[0].reason == "idle_timeout"
@@ -161,12 +176,12 @@ class FailingLLM:
 async def test_dead_llm_reports_error_and_session_survives(make_session):
     h = await make_session(llm=FailingLLM())
     await h.feed(tone(0.8) + silence(0.2))
-    await h.feed_until("error", timeout=5)
+    await h.feed_until("error", within=5)
     err = h.out.of("error")[0]
     assert err.code == "reply_failed" and "provider is down" in err.message
     # the session still takes the next turn
     await h.feed(silence(0.3) + tone(0.8) + silence(0.2))
-    await h.feed_until("transcript", timeout=5)
+    await h.feed_until("transcript", within=5)
     assert not h.task.done()
 
 
@@ -186,7 +201,7 @@ async def test_llm_stream_is_closed_on_barge_in(make_session):
 
     h = await make_session(llm=SlowLLM(), interruption_min_secs=0.3)
     await h.feed(tone(0.8) + silence(0.2))
-    await h.feed_until("agent_speech_started", timeout=10)
+    await h.feed_until("agent_speech_started", within=10)
     await h.feed(tone(0.8))
-    await h.out.wait_for("interruption", timeout=3)
+    await h.out.wait_for("interruption", within=3)
     await asyncio.wait_for(closed.wait(), 1)

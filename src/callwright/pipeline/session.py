@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -180,9 +180,6 @@ class _Reply:
     audible: bool = False
 
 
-_END = object()
-
-
 class VoiceSession:
     WINDOW_RATE = 16000
 
@@ -195,7 +192,6 @@ class VoiceSession:
         *,
         output_rate: int,
         tap: AudioTap | None = None,
-        clear_pause: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.session_id = session_id
         self.engines = engines
@@ -226,10 +222,10 @@ class VoiceSession:
         )
         self._tts_resampler_rate = engines.tts.sample_rate
 
-        self._inbox: asyncio.Queue[object] = asyncio.Queue()
+        self._inbox: asyncio.Queue[tuple[bytes, float | None] | None] = asyncio.Queue()
         self._events: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
         self._pacer: OutputPacer | None = None
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
         self._window_index = 0
@@ -251,7 +247,7 @@ class VoiceSession:
     def end(self, reason: str = "caller_hangup") -> None:
         if self.end_reason is None:
             self.end_reason = reason
-        self._inbox.put_nowait(_END)
+        self._inbox.put_nowait(None)
 
     @property
     def pacer_stats(self) -> object:
@@ -282,8 +278,8 @@ class VoiceSession:
         return self.end_reason or "ended"
 
     # ================================================================= plumbing
-    def _spawn(self, coro: object, name: str) -> asyncio.Task[object]:
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         task.set_name(f"{self.session_id}:{name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -310,9 +306,9 @@ class VoiceSession:
     async def _input_loop(self) -> None:
         while True:
             item = await self._inbox.get()
-            if item is _END:
+            if item is None:
                 return
-            pcm, arrival = item  # type: ignore[misc]
+            pcm, arrival = item
             if arrival is None:
                 arrival = self._now()
             if self.tap is not None:
@@ -612,7 +608,7 @@ class VoiceSession:
         self._reply = reply
         if kind != "reprompt":
             self._idle_anchor = None
-        reply.task = self._spawn(self._run_reply(reply, source), f"reply-{turn}")  # type: ignore[assignment]
+        reply.task = self._spawn(self._run_reply(reply, source), f"reply-{turn}")
 
     async def _run_reply(self, reply: _Reply, source: AsyncIterator[str]) -> None:
         chunks: asyncio.Queue[str | None] = asyncio.Queue()

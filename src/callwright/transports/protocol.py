@@ -62,6 +62,13 @@ class ProtocolError(ValueError):
         self.message = message
 
 
+def _describe(error: Any) -> str:
+    loc = error["loc"]
+    # the first element of `loc` is the union member's tag; a bad tag has no location
+    where = ".".join(str(p) for p in loc[1:]) if len(loc) > 1 else "type"
+    return f"{where}: {error['msg']}"
+
+
 def parse_client_message(text: str) -> StartMessage | StopMessage | PingMessage:
     if len(text) > MAX_CONTROL_BYTES:
         raise ProtocolError(
@@ -78,10 +85,7 @@ def parse_client_message(text: str) -> StartMessage | StopMessage | PingMessage:
     try:
         return _client_adapter.validate_python(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
-            for e in exc.errors()
-        )
+        problems = "; ".join(_describe(e) for e in exc.errors())
         raise ProtocolError("bad_message", problems) from None
 
 
@@ -91,3 +95,7 @@ def client_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = f"Callwright voice protocol v{PROTOCOL_VERSION}: client control messages"
     return schema
+
+
+if __name__ == "__main__":  # python -m callwright.transports.protocol > docs/protocol.schema.json
+    print(json.dumps(client_schema(), indent=2))

@@ -1,0 +1,114 @@
+"""The small stages: VAD segmenter, endpointing, chunker, pacer, conversation."""
+
+from __future__ import annotations
+
+import asyncio
+
+from callwright.pipeline.chunker import SpeechChunker
+from callwright.pipeline.conversation import Conversation
+from callwright.pipeline.endpointing import TranscriptEndpointing
+from callwright.pipeline.pacer import OutputPacer
+from callwright.pipeline.vad import VadEvent, VadParams, VadSegmenter
+
+
+def run_vad(probs: list[float], **params: float) -> list[tuple[int, VadEvent]]:
+    seg = VadSegmenter(VadParams(**params), window_secs=0.032)
+    return [(i, ev) for i, p in enumerate(probs) if (ev := seg.process(i, p)) is not None]
+
+
+def test_vad_needs_start_secs_of_speech_and_stop_secs_of_silence():
+    probs = [0.9] * 2 + [0.0] * 3 + [0.9] * 5 + [0.0] * 12
+    events = run_vad(probs, start_secs=0.096, stop_secs=0.32)
+    # two windows are too short to start; five are enough (3 windows = 96 ms)
+    assert events[0] == (7, VadEvent.START)
+    assert events[1] == (10, VadEvent.PAUSE)
+    assert events[2] == (19, VadEvent.STOP)  # 10 silent windows = 320 ms
+
+
+def test_vad_hysteresis_and_resume():
+    probs = [0.9] * 4 + [0.4] * 3 + [0.1] * 2 + [0.9] * 2 + [0.0] * 20
+    events = [e for _, e in run_vad(probs, threshold=0.5, start_secs=0.064, stop_secs=0.3)]
+    # 0.4 is above the release level (0.35): still speech; a dip then speech resumes
+    assert events == [
+        VadEvent.START,
+        VadEvent.PAUSE,
+        VadEvent.RESUME,
+        VadEvent.PAUSE,
+        VadEvent.STOP,
+    ]
+
+
+def test_endpointing_waits_longer_for_unfinished_sentences():
+    ep = TranscriptEndpointing(complete_delay_secs=0.0, incomplete_delay_secs=0.7)
+    assert ep.extra_wait_secs("What time do you open?") == 0.0
+    assert ep.extra_wait_secs("Yes, please book it.") == 0.0
+    assert ep.extra_wait_secs("I would like to book an appointment for") == 0.7
+    assert ep.extra_wait_secs("My number is 555 12") == 0.7
+    assert ep.extra_wait_secs("Let me think...") == 0.7
+    assert ep.extra_wait_secs("") == 0.0
+
+
+def test_chunker_releases_first_clause_early_then_sentences():
+    c = SpeechChunker(first_clause_min_words=3)
+    out: list[str] = []
+    text = "Sure, we are open today, until six. Dr. Patel sees children on Mondays. Bye"
+    for token in text.split():
+        out += c.push(token + " ")
+    out += c.flush()
+    assert out == [
+        "Sure, we are open today,",
+        "until six.",
+        "Dr. Patel sees children on Mondays.",
+        "Bye",
+    ]
+
+
+def test_chunker_keeps_decimals_and_splits_very_long_text():
+    c = SpeechChunker(max_chars=40)
+    pieces = c.push("It costs 3.5 dollars and " + "very " * 20) + c.flush()
+    assert pieces[0].startswith("It costs 3.5 dollars")
+    assert all(len(p) <= 40 for p in pieces)
+    assert " ".join(pieces).split() == ("It costs 3.5 dollars and " + "very " * 20).split()
+
+
+def test_conversation_merges_consecutive_user_turns_and_keeps_system_first():
+    conv = Conversation("system prompt", max_messages=3)
+    conv.add_user("hello")
+    conv.add_user("are you there")
+    conv.add_assistant("yes")
+    conv.add_user("good")
+    conv.add_assistant("great")
+    msgs = conv.for_llm()
+    assert msgs[0].role == "system" and msgs[0].content == "system prompt"
+    assert [m.content for m in msgs[1:]] == ["yes", "good", "great"]
+    assert conv.messages[0].content == "hello are you there"
+
+
+async def test_pacer_sends_in_real_time_and_reports_what_was_heard():
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    async def send(frame: bytes) -> None:
+        sent.append(loop.time())
+
+    pacer = OutputPacer(16000, send, lead_secs=0.04)
+    task = asyncio.create_task(pacer.run())
+    seg1 = pacer.begin_segment("one two three four", turn=1)
+    pacer.add(seg1, bytes(640 * 25))  # 0.5 s
+    pacer.end_segment(seg1)
+    seg2 = pacer.begin_segment("five six seven eight", turn=1)
+    pacer.add(seg2, bytes(640 * 25))
+    pacer.end_segment(seg2)
+    await asyncio.sleep(0.75)  # all of seg1, half of seg2
+    assert pacer.active
+    touched = pacer.interrupt()
+    await asyncio.sleep(0.05)
+    task.cancel()
+    assert seg1.heard_text() == "one two three four"
+    assert seg2.heard_text() in ("five six", "five six seven", "five")
+    assert 0 < seg2.played_frames < 25
+    assert seg2 in touched and seg1.done.is_set() and seg2.done.is_set()
+    assert not pacer.active
+    # paced: about 0.75 s + lead worth of frames, never the whole 1 s at once
+    assert 35 <= len(sent) <= 42
+    assert sent[-1] - sent[0] >= 0.6
