@@ -1,0 +1,522 @@
+"""Typed async repositories: the only code that queries the tables.
+
+Every query filters by tenant_id, including lookups by primary key, so knowing another
+tenant's call id reveals nothing. Results are frozen dataclasses, never ORM objects:
+callers on the event loop cannot trigger lazy loads (which fail under asyncio) and
+cannot mutate rows by accident.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, case, delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callwright.storage.db import Database
+from callwright.storage.models import (
+    CALL_STATUSES,
+    TURN_ROLES,
+    AgentConfig,
+    Call,
+    Event,
+    Tenant,
+    Turn,
+    utcnow,
+)
+
+_EVENTS = cast(Table, Event.__table__)  # Core insert: plain executemany, no ORM bookkeeping
+
+
+class NotFoundError(LookupError):
+    """The row does not exist in this tenant (whether or not another tenant has it)."""
+
+
+# ------------------------------------------------------------------ records
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfigVersion:
+    tenant_id: str
+    agent_id: str
+    version: int
+    config: dict[str, Any]
+    config_hash: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSummary:
+    agent_id: str
+    latest_version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    index: int
+    role: str
+    text: str
+    interrupted: bool
+    started_at: datetime
+    metrics: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    id: int
+    type: str
+    payload: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A call; `turns` is filled by get_call (ordered) and left empty by list_calls."""
+
+    id: str
+    tenant_id: str
+    agent_id: str
+    agent_version: int | None
+    channel: str
+    user_id: str | None
+    consent: str
+    language: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    recording_uri: str | None
+    metadata: dict[str, Any]
+    turns: tuple[TurnRecord, ...] = field(default=())
+
+
+EventInput = tuple[str, Mapping[str, Any], datetime]
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per JSON value (sorted keys, no whitespace), so equal configs hash equal."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
+
+
+def _utc(value: datetime | None, name: str) -> datetime:
+    """A timezone-aware datetime converted to UTC (now when None); naive ones are refused,
+    since guessing their zone shifts timestamps by hours."""
+    if value is None:
+        return utcnow()
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value!r}")
+    return value.astimezone(UTC)
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"unsupported database dialect {name!r}")
+
+
+def _agent_version(row: AgentConfig) -> AgentConfigVersion:
+    return AgentConfigVersion(
+        tenant_id=row.tenant_id,
+        agent_id=row.agent_id,
+        version=row.version,
+        config=row.config,
+        config_hash=row.config_hash,
+        created_at=row.created_at,
+    )
+
+
+def _turn(row: Turn) -> TurnRecord:
+    return TurnRecord(
+        index=row.index,
+        role=row.role,
+        text=row.text,
+        interrupted=row.interrupted,
+        started_at=row.started_at,
+        metrics=row.metrics,
+    )
+
+
+def _call(row: Call, turns: Iterable[Turn] = ()) -> CallRecord:
+    return CallRecord(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        agent_id=row.agent_id,
+        agent_version=row.agent_version,
+        channel=row.channel,
+        user_id=row.user_id,
+        consent=row.consent,
+        language=row.language,
+        status=row.status,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        end_reason=row.end_reason,
+        recording_uri=row.recording_uri,
+        metadata=row.meta,
+        turns=tuple(_turn(t) for t in turns),
+    )
+
+
+# ------------------------------------------------------------------ tenants
+class TenantRepository:
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
+
+    async def ensure_tenant(self, tenant_id: str, name: str) -> TenantRecord:
+        """Create the tenant unless it exists (an existing name is kept); race-free."""
+        async with self._sessions() as s, s.begin():
+            upsert = _insert_for(s)
+            await s.execute(
+                upsert(Tenant)
+                .values(id=tenant_id, name=name, created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=[Tenant.id])
+            )
+            row = (await s.execute(select(Tenant).where(Tenant.id == tenant_id))).scalar_one()
+            return TenantRecord(id=row.id, name=row.name, created_at=row.created_at)
+
+    async def get(self, tenant_id: str) -> TenantRecord | None:
+        async with self._sessions() as s:
+            row = await s.get(Tenant, tenant_id)
+            return None if row is None else TenantRecord(row.id, row.name, row.created_at)
+
+
+# ------------------------------------------------------------------ agent configs
+_AGENT_LOCK_SPACE = 0x43570001  # first key of the two-key advisory locks on agent configs
+
+
+async def _lock_agent(s: AsyncSession, tenant_id: str, agent_id: str) -> None:
+    """On PostgreSQL, serialize version numbering per agent for this transaction."""
+    if s.get_bind().dialect.name != "postgresql":
+        return  # SQLite has one writer at a time; save_version retries the rare collision
+    digest = hashlib.sha256(f"{tenant_id}\0{agent_id}".encode()).digest()
+    await s.execute(
+        text("SELECT pg_advisory_xact_lock(:space, :key)"),
+        {"space": _AGENT_LOCK_SPACE, "key": int.from_bytes(digest[:4], "big", signed=True)},
+    )
+
+
+class AgentConfigRepository:
+    """Append-only agent config history; a call stores the version it ran with."""
+
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
+
+    async def save_version(self, tenant_id: str, agent_id: str, config: Mapping[str, Any]) -> int:
+        """Store `config` as a new version if it differs from the latest; return the version.
+
+        Saving an unchanged config (same canonical JSON) returns the latest version, so
+        callers may save on every load. Concurrent saves retry on the unique constraint.
+        """
+        digest = config_hash(config)
+        # Round-trip through canonical JSON: stores plain JSON types (tuples become lists),
+        # and refuses NaN or non-JSON values before touching the database.
+        document = json.loads(canonical_json(config))
+        attempts = 10
+        for attempt in range(attempts):
+            try:
+                async with self._sessions() as s, s.begin():
+                    await _lock_agent(s, tenant_id, agent_id)
+                    latest = await self._latest_row(s, tenant_id, agent_id)
+                    if latest is not None and latest.config_hash == digest:
+                        return latest.version
+                    version = 1 if latest is None else latest.version + 1
+                    s.add(
+                        AgentConfig(
+                            tenant_id=tenant_id,
+                            agent_id=agent_id,
+                            version=version,
+                            config=document,
+                            config_hash=digest,
+                            created_at=utcnow(),
+                        )
+                    )
+                return version
+            except IntegrityError:
+                # Another writer took this version number (SQLite; PostgreSQL serializes
+                # on the lock), or the tenant does not exist: then retrying cannot help.
+                if attempt == attempts - 1 or await self.latest(tenant_id, agent_id) is None:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _latest_row(s: AsyncSession, tenant_id: str, agent_id: str) -> AgentConfig | None:
+        return (
+            await s.execute(
+                select(AgentConfig)
+                .where(AgentConfig.tenant_id == tenant_id, AgentConfig.agent_id == agent_id)
+                .order_by(AgentConfig.version.desc())
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+
+    async def latest(self, tenant_id: str, agent_id: str) -> AgentConfigVersion | None:
+        async with self._sessions() as s:
+            row = await self._latest_row(s, tenant_id, agent_id)
+            return None if row is None else _agent_version(row)
+
+    async def get(self, tenant_id: str, agent_id: str, version: int) -> AgentConfigVersion | None:
+        async with self._sessions() as s:
+            row = (
+                await s.execute(
+                    select(AgentConfig).where(
+                        AgentConfig.tenant_id == tenant_id,
+                        AgentConfig.agent_id == agent_id,
+                        AgentConfig.version == version,
+                    )
+                )
+            ).scalar_one_or_none()
+            return None if row is None else _agent_version(row)
+
+    async def list_agents(self, tenant_id: str) -> list[AgentSummary]:
+        """Every agent of the tenant with its latest version, ordered by agent id."""
+        async with self._sessions() as s:
+            rows = await s.execute(
+                select(
+                    AgentConfig.agent_id,
+                    func.max(AgentConfig.version),
+                    func.max(AgentConfig.created_at),
+                )
+                .where(AgentConfig.tenant_id == tenant_id)
+                .group_by(AgentConfig.agent_id)
+                .order_by(AgentConfig.agent_id)
+            )
+            return [AgentSummary(agent_id=a, latest_version=v, updated_at=t) for a, v, t in rows]
+
+
+# ------------------------------------------------------------------ calls
+class CallRepository:
+    """Calls with their turns and events, always scoped to one tenant."""
+
+    def __init__(self, db: Database) -> None:
+        self._sessions = db.sessions
+        self._tenants = TenantRepository(db)
+
+    async def ensure_tenant(self, tenant_id: str, name: str) -> TenantRecord:
+        return await self._tenants.ensure_tenant(tenant_id, name)
+
+    @staticmethod
+    async def _require_call(s: AsyncSession, tenant_id: str, call_id: str) -> None:
+        found = await s.scalar(
+            select(Call.id).where(Call.tenant_id == tenant_id, Call.id == call_id)
+        )
+        if found is None:
+            raise NotFoundError(f"call {call_id!r} not found in tenant {tenant_id!r}")
+
+    async def create_call(
+        self,
+        tenant_id: str,
+        *,
+        agent_id: str,
+        channel: str,
+        agent_version: int | None = None,
+        user_id: str | None = None,
+        consent: str = "none",
+        language: str = "en",
+        metadata: Mapping[str, Any] | None = None,
+        call_id: str | None = None,
+        started_at: datetime | None = None,
+    ) -> str:
+        """Insert an active call and return its id (a new UUID unless `call_id` is given)."""
+        call_id = call_id or str(uuid.uuid4())
+        async with self._sessions() as s, s.begin():
+            s.add(
+                Call(
+                    id=call_id,
+                    tenant_id=tenant_id,
+                    agent_id=agent_id,
+                    agent_version=agent_version,
+                    channel=channel,
+                    user_id=user_id,
+                    consent=consent,
+                    language=language,
+                    status="active",
+                    started_at=_utc(started_at, "started_at"),
+                    meta=dict(metadata or {}),
+                )
+            )
+        return call_id
+
+    async def finish_call(
+        self,
+        tenant_id: str,
+        call_id: str,
+        status: str = "ended",
+        end_reason: str | None = None,
+        recording_uri: str | None = None,
+        *,
+        ended_at: datetime | None = None,
+    ) -> None:
+        """Mark the call ended or failed. A None `recording_uri` keeps any stored one."""
+        if status not in CALL_STATUSES or status == "active":
+            raise ValueError(f"status must be 'ended' or 'failed', not {status!r}")
+        values: dict[str, Any] = {
+            "status": status,
+            "end_reason": end_reason,
+            "ended_at": _utc(ended_at, "ended_at"),
+        }
+        if recording_uri is not None:
+            values["recording_uri"] = recording_uri
+        await self._update_call(tenant_id, call_id, values)
+
+    async def set_recording_uri(self, tenant_id: str, call_id: str, uri: str | None) -> None:
+        """Attach (or detach) the recording, which is often uploaded after the call ended."""
+        await self._update_call(tenant_id, call_id, {"recording_uri": uri})
+
+    async def _update_call(self, tenant_id: str, call_id: str, values: dict[str, Any]) -> None:
+        async with self._sessions() as s, s.begin():
+            result = await s.execute(
+                update(Call)
+                .where(Call.tenant_id == tenant_id, Call.id == call_id)
+                .values(**values)
+                .returning(Call.id)
+            )
+            if result.scalar_one_or_none() is None:
+                raise NotFoundError(f"call {call_id!r} not found in tenant {tenant_id!r}")
+
+    async def add_turn(
+        self,
+        tenant_id: str,
+        call_id: str,
+        *,
+        index: int,
+        role: str,
+        text: str,
+        interrupted: bool = False,
+        started_at: datetime | None = None,
+        metrics: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record one side of a turn; writing the same (index, role) again replaces it,
+        so a retried or corrected write is harmless."""
+        if role not in TURN_ROLES:
+            raise ValueError(f"role must be one of {TURN_ROLES}, not {role!r}")
+        values = {
+            "tenant_id": tenant_id,
+            "call_id": call_id,
+            "index": index,
+            "role": role,
+            "text": text,
+            "interrupted": interrupted,
+            "started_at": _utc(started_at, "started_at"),
+            "metrics": None if metrics is None else dict(metrics),
+        }
+        async with self._sessions() as s, s.begin():
+            await self._require_call(s, tenant_id, call_id)
+            upsert = _insert_for(s)
+            stmt = upsert(Turn).values(**values)
+            await s.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[Turn.call_id, Turn.index, Turn.role],
+                    set_={
+                        "text": stmt.excluded.text,
+                        "interrupted": stmt.excluded.interrupted,
+                        "started_at": stmt.excluded.started_at,
+                        "metrics": stmt.excluded.metrics,
+                    },
+                )
+            )
+
+    async def add_events(self, tenant_id: str, call_id: str, events: Sequence[EventInput]) -> int:
+        """Insert (type, payload, at) events in one transaction and one executemany;
+        returns how many were written."""
+        if not events:
+            return 0
+        rows = [
+            {
+                "tenant_id": tenant_id,
+                "call_id": call_id,
+                "type": t,
+                "payload": dict(p),
+                "at": _utc(at, "at"),
+            }
+            for t, p, at in events
+        ]
+        async with self._sessions() as s, s.begin():
+            await self._require_call(s, tenant_id, call_id)
+            await s.execute(_EVENTS.insert(), rows)
+        return len(rows)
+
+    async def get_call(self, tenant_id: str, call_id: str) -> CallRecord | None:
+        """The call with its turns in conversation order (by index, the user's side first)."""
+        async with self._sessions() as s:
+            row = (
+                await s.execute(select(Call).where(Call.tenant_id == tenant_id, Call.id == call_id))
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            turns = (
+                await s.execute(
+                    select(Turn)
+                    .where(Turn.tenant_id == tenant_id, Turn.call_id == call_id)
+                    .order_by(Turn.index, case((Turn.role == "user", 0), else_=1), Turn.id)
+                )
+            ).scalars()
+            return _call(row, turns)
+
+    async def list_calls(
+        self,
+        tenant_id: str,
+        limit: int = 50,
+        offset: int = 0,
+        agent_id: str | None = None,
+    ) -> list[CallRecord]:
+        """Newest first (ties broken by id, so pages never overlap); turns not loaded."""
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        query = select(Call).where(Call.tenant_id == tenant_id)
+        if agent_id is not None:
+            query = query.where(Call.agent_id == agent_id)
+        query = query.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit).offset(offset)
+        async with self._sessions() as s:
+            return [_call(row) for row in (await s.execute(query)).scalars()]
+
+    async def count_calls(self, tenant_id: str, agent_id: str | None = None) -> int:
+        query = select(func.count()).select_from(Call).where(Call.tenant_id == tenant_id)
+        if agent_id is not None:
+            query = query.where(Call.agent_id == agent_id)
+        async with self._sessions() as s:
+            return int(await s.scalar(query) or 0)
+
+    async def list_events(
+        self, tenant_id: str, call_id: str, types: Sequence[str] | None = None
+    ) -> list[EventRecord]:
+        """The call's events in time order (insertion order among equal times)."""
+        query = select(Event).where(Event.tenant_id == tenant_id, Event.call_id == call_id)
+        if types is not None:
+            query = query.where(Event.type.in_(types))
+        async with self._sessions() as s:
+            rows = (await s.execute(query.order_by(Event.at, Event.id))).scalars()
+            return [EventRecord(id=e.id, type=e.type, payload=e.payload, at=e.at) for e in rows]
+
+    async def delete_call(self, tenant_id: str, call_id: str) -> bool:
+        """Delete the call with its turns and events (retention, erasure requests).
+        The recording, if any, is the caller's to delete from its store."""
+        async with self._sessions() as s, s.begin():
+            result = await s.execute(
+                delete(Call)
+                .where(Call.tenant_id == tenant_id, Call.id == call_id)
+                .returning(Call.id)
+            )
+            return result.scalar_one_or_none() is not None
