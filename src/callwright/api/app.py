@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -62,6 +63,13 @@ def create_app(
         lifespan=lifespan,
         description="Self-hostable conversational voice AI. Voice protocol: "
         "WebSocket /v1/voice (docs/protocol.md).",
+    )
+    # the widget is embedded on other sites: they fetch its script and audio worklets
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET"],
+        allow_headers=["*"],
     )
     app.include_router(routes.router)
 

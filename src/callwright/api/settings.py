@@ -19,6 +19,7 @@ class ServerSettings(BaseModel):
     default_agent: str | None = "clinic-receptionist"
     preload: bool = Field(True, description="load every agent's engines before serving")
     record: bool = True
+    cors_origins: list[str] = Field(["*"], description="origins that may embed the widget")
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
@@ -26,7 +27,7 @@ class ServerSettings(BaseModel):
         for name in cls.model_fields:
             env = os.environ.get(f"CALLWRIGHT_{name.upper()}")
             if env is not None:
-                values[name] = env
+                values[name] = env.split(",") if name == "cors_origins" else env
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

@@ -320,7 +320,10 @@ class CallRuntime:
                 )
         if preload:
             for agent in self.agents.values():
-                await load_engines(self.hub, agent)
+                engines = await load_engines(self.hub, agent)
+                warmup = getattr(engines.llm, "warmup", None)
+                if warmup is not None:  # the first caller should not pay for the system prompt
+                    await warmup(agent.system_prompt())
 
     def agent(self, agent_id: str | None) -> AgentConfig:
         key = agent_id or self.default_agent

@@ -1,0 +1,384 @@
+"""The embedded LLM: llama.cpp (llama-cpp-python) on the Qwen2.5-Coder-0.5B GGUF.
+
+One `Llama` context serves every call in the process, so requests run one at a time
+on a dedicated worker thread (a single-thread executor is the lock). Tokens cross to
+the event loop through `loop.call_soon_threadsafe` into an `asyncio.Queue`; closing
+the async iterator sets a stop flag the worker checks after every token, and
+`aclose()` returns once the worker has stopped, so a barge-in frees the model within
+one token (prompt evaluation itself is one llama.cpp call and is not interrupted).
+
+Prompt caching. On 2 CPU cores prompt evaluation dominates latency (about 4 s for a
+520-token prompt, 0.3 s when its prefix is already in the KV cache), so:
+
+* llama-cpp-python's `generate()` already reuses the longest common token prefix
+  of the live context, so a fixed system prompt (see `warmup()`) and the history of
+  the conversation that ran last cost nothing on the next turn.
+* With several conversations (`session_key`), switching to another key first saves
+  the live sequence's KV cells (`llama_state_seq_get_data`, about 12 KB a token for
+  this model) under the old key, then restores the new key's cells if it has any.
+  If it has none, the live context stays: it shares at least the system prompt.
+
+`Llama.save_state()` / `LlamaRAMCache` were measured and rejected: `save_state`
+also copies the logits buffer (`n_tokens x n_vocab` floats, 104 MB for a 172-token
+context with Qwen's 151,936-token vocabulary), 0.28 s and ~106 MB per snapshot,
+whereas the sequence state is 2.1 MB and 1-2 ms to save or restore; and the
+RAM cache saves after every completion (not only on a switch) and only when a
+stream runs to its end, so a barge-in loses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from callwright.engines.base import ChatMessage, EngineError, LLMDelta, ToolCall, ToolSpec
+from callwright.engines.registry import register
+from callwright.engines.tool_calls import TextToolCallParser, ToolCallAccumulator
+
+_DONE = object()
+
+
+@dataclass(slots=True)
+class TurnStats:
+    """What one `stream()` call cost; `reused_tokens` came from the KV cache."""
+
+    session_key: str | None = None
+    reused_tokens: int = 0
+    evaluated_prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # llama.cpp decode calls this turn: the first is the prompt, then one per token fed back
+    decode_calls: int = 0
+    restored_session: bool = False
+    cancelled: bool = False
+    first_token_s: float | None = None
+    total_s: float = 0.0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.reused_tokens + self.evaluated_prompt_tokens
+
+
+@dataclass(slots=True)
+class _SeqState:
+    tokens: np.ndarray
+    data: bytes
+
+
+@dataclass(slots=True)
+class _Request:
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None
+    max_tokens: int
+    temperature: float
+    session_key: str | None
+    stats: TurnStats = field(default_factory=TurnStats)
+
+
+def messages_for_template(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """OpenAI-shaped messages whose tool-call arguments are objects, as HF templates expect.
+
+    Qwen's template renders `arguments | tojson`; passing the OpenAI JSON string would
+    quote it twice and the history would no longer match what the model wrote.
+    """
+    out = []
+    for m in messages:
+        msg = m.to_openai()
+        for call in msg.get("tool_calls", []):
+            fn = call["function"]
+            with contextlib.suppress(ValueError):
+                fn["arguments"] = json.loads(fn["arguments"])
+        out.append(msg)
+    return out
+
+
+class LlamaCppLLM:
+    """llama.cpp chat completion with per-session KV reuse (see the module docstring)."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model_path: str | None = None,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int = 2,
+        n_batch: int = 512,
+        max_sessions: int = 32,
+        session_cache_mb: int = 256,
+        seed: int | None = None,
+        repeat_penalty: float = 1.1,
+        n_gpu_layers: int = 0,
+        warm_system_prompt: str | None = None,
+    ) -> None:
+        import llama_cpp
+        from llama_cpp import Llama
+
+        from callwright.engines.model_files import qwen_gguf_path
+
+        path = Path(model_path).expanduser() if model_path else qwen_gguf_path()
+        if not path.is_file():
+            raise EngineError(f"llama.cpp model file {path} does not exist")
+        self.model_path = path
+        self._llm = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_batch=n_batch,
+            n_gpu_layers=n_gpu_layers,  # >0 offloads layers on a CUDA/Metal build
+            verbose=False,
+            seed=llama_cpp.LLAMA_DEFAULT_SEED if seed is None else seed,
+        )
+        self._seed = seed
+        self._repeat_penalty = repeat_penalty
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+        self._max_sessions = max_sessions
+        self._cache_budget = session_cache_mb * 1024 * 1024
+        self._states: OrderedDict[str, _SeqState] = OrderedDict()
+        self._live_key: str | None = None
+        self._turn: TurnStats | None = None
+        self.last_stats: TurnStats | None = None
+        self.evaluated_tokens_total = 0
+        self._closed = False
+        self._install_eval_counter()
+        if warm_system_prompt:
+            self._warmup_sync(warm_system_prompt, None)
+
+    # ------------------------------------------------------------------ instrumentation
+    def _install_eval_counter(self) -> None:
+        """Count tokens llama.cpp evaluates: the first `eval` of a turn is the prompt suffix
+        that was not in the cache; `n_tokens` at that moment is the reused prefix."""
+        inner: Callable[[Sequence[int]], None] = self._llm.eval
+
+        def counting_eval(tokens: Sequence[int]) -> None:
+            turn = self._turn
+            if turn is not None:
+                if turn.decode_calls == 0:
+                    turn.reused_tokens = int(self._llm.n_tokens)
+                    turn.evaluated_prompt_tokens = len(tokens)
+                turn.decode_calls += 1
+            self.evaluated_tokens_total += len(tokens)
+            inner(tokens)
+
+        self._llm.eval = counting_eval  # type: ignore[method-assign]
+
+    # ------------------------------------------------------------------ session states
+    @property
+    def cached_sessions(self) -> list[str]:
+        return list(self._states)
+
+    def _state_bytes(self) -> int:
+        return sum(len(s.data) + s.tokens.nbytes for s in self._states.values())
+
+    def _save_live(self) -> None:
+        import llama_cpp
+
+        key, llm = self._live_key, self._llm
+        if key is None or llm.n_tokens == 0:
+            return
+        ctx = llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        if written <= 0:
+            return
+        self._states[key] = _SeqState(llm.input_ids[: llm.n_tokens].copy(), bytes(buf)[:written])
+        self._states.move_to_end(key)
+        while self._states and (
+            len(self._states) > self._max_sessions or self._state_bytes() > self._cache_budget
+        ):
+            self._states.popitem(last=False)
+
+    def _restore(self, state: _SeqState) -> bool:
+        import llama_cpp
+
+        llm = self._llm
+        ctx = llm._ctx.ctx
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+        buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
+        if llama_cpp.llama_state_seq_set_data(ctx, buf, len(state.data), 0) != len(state.data):
+            llm.reset()
+            return False
+        n = len(state.tokens)
+        llm.input_ids[:n] = state.tokens
+        llm.n_tokens = n
+        llm._requires_eval = True  # the logits are not restored: replay the last token
+        return True
+
+    def _switch_session(self, key: str | None) -> bool:
+        """Make `key`'s conversation the live context; True if a saved state was restored."""
+        if key == self._live_key:
+            return False
+        self._save_live()
+        state = self._states.pop(key, None) if key is not None else None
+        self._live_key = key
+        return state is not None and self._restore(state)
+
+    # ------------------------------------------------------------------ generation
+    def _chunks(self, req: _Request) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if req.tools:
+            kwargs["tools"] = req.tools
+        if self._seed is not None:
+            kwargs["seed"] = self._seed
+        messages: Any = req.messages
+        return self._llm.create_chat_completion(  # type: ignore[return-value]
+            messages=messages,
+            stream=True,
+            max_tokens=req.max_tokens,
+            temperature=req.temperature,
+            repeat_penalty=self._repeat_penalty,
+            **kwargs,
+        )
+
+    def _run(self, req: _Request, stop: threading.Event, emit: Callable[[object], None]) -> None:
+        """Worker thread: generate, emitting `LLMDelta`s; stop after the token in flight."""
+        stats = req.stats
+        t0 = time.perf_counter()
+        self._turn = stats
+        chunks: Iterator[dict[str, Any]] | None = None
+        try:
+            if stop.is_set():  # abandoned while queued behind another request
+                stats.cancelled = True
+                return
+            stats.restored_session = self._switch_session(req.session_key)
+            tagged = (
+                TextToolCallParser([t["function"]["name"] for t in req.tools])
+                if req.tools
+                else None
+            )
+            native = ToolCallAccumulator()
+            finish: str | None = None
+            chunks = self._chunks(req)
+            for chunk in chunks:
+                if stop.is_set():
+                    stats.cancelled = True
+                    break
+                choice = chunk["choices"][0]
+                delta = choice.get("delta") or {}
+                text = delta.get("content") or ""
+                native.add(delta.get("tool_calls"))
+                if text:
+                    stats.completion_tokens += 1
+                    if stats.first_token_s is None:
+                        stats.first_token_s = time.perf_counter() - t0
+                    if tagged is not None:
+                        text = tagged.feed(text)
+                    if text:
+                        emit(LLMDelta(text=text))
+                finish = choice.get("finish_reason") or finish
+            if stats.cancelled:
+                return
+            calls: list[ToolCall] = native.finish()
+            if tagged is not None:
+                rest = tagged.flush()
+                if rest:
+                    emit(LLMDelta(text=rest))
+                calls += tagged.calls
+            if calls:
+                emit(LLMDelta(tool_calls=calls))
+                finish = "tool_calls"
+            emit(LLMDelta(finish_reason=finish or "stop"))
+        except ValueError as exc:  # llama-cpp-python reports context overflow this way
+            emit(EngineError(f"llama.cpp: {exc}"))
+        except Exception as exc:
+            emit(EngineError(f"llama.cpp generation failed: {type(exc).__name__}: {exc}"))
+        finally:
+            if chunks is not None:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
+            stats.total_s = time.perf_counter() - t0
+            self._turn = None
+            self.last_stats = stats
+
+    async def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        tools: Sequence[ToolSpec] = (),
+        max_tokens: int = 256,
+        temperature: float = 0.3,
+        session_key: str | None = None,
+    ) -> AsyncIterator[LLMDelta]:
+        if self._closed:
+            raise EngineError("llama.cpp engine is closed")
+        req = _Request(
+            messages=messages_for_template(messages),
+            tools=[t.to_openai() for t in tools] or None,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            session_key=session_key,
+            stats=TurnStats(session_key=session_key),
+        )
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening
+                stop.set()
+
+        def work() -> None:
+            try:
+                self._run(req, stop, emit)
+            finally:
+                emit(_DONE)
+
+        fut: Future[None] = self._executor.submit(work)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, LLMDelta)
+                yield item
+        finally:
+            stop.set()
+            # Return only once the worker let go of the model (within one token).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wrap_future(fut))
+
+    # ------------------------------------------------------------------ warm-up / lifecycle
+    def _warmup_sync(self, system_prompt: str, tools: list[dict[str, Any]] | None) -> None:
+        messages: Any = [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": "Hi"},
+        ]
+        self._switch_session(None)
+        kwargs: dict[str, Any] = {"tools": tools} if tools else {}
+        self._llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0, **kwargs)
+
+    async def warmup(self, system_prompt: str, tools: Sequence[ToolSpec] = ()) -> None:
+        """Evaluate `system_prompt` (and the tool list, which Qwen's template puts in the
+        system turn) so the first real turn finds it in the KV cache."""
+        await asyncio.wrap_future(
+            self._executor.submit(
+                self._warmup_sync, system_prompt, [t.to_openai() for t in tools] or None
+            )
+        )
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await asyncio.to_thread(self._executor.shutdown, True)
+        self._states.clear()
+
+
+@register("llm", "llamacpp")
+def create(**options: Any) -> LlamaCppLLM:
+    return LlamaCppLLM(**options)

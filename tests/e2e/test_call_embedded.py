@@ -1,0 +1,107 @@
+"""A real caller against the demo agent on the embedded engines (Whisper, Qwen, Piper).
+
+The question goes in as speech through `callwright call`; the agent's audio comes
+back; Whisper transcribes `agent.wav` and must find the answer from the demo
+agent's prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from callwright.audio.pcm import pcm16_to_float
+from callwright.audio.wav import read_wav
+
+from ..conftest import REPO, ServerProcess, make_speech
+
+pytestmark = pytest.mark.models
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    srv = ServerProcess(
+        REPO / "agents", tmp_path_factory.mktemp("data"), default_agent="clinic-receptionist"
+    )
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def transcribe(path: Path) -> str:
+    from callwright.engines.whisper_asr import create
+
+    pcm, rate = read_wav(path)
+    assert rate == 16000
+    engine = create(model="tiny.en")
+    return asyncio.run(engine.transcribe(pcm16_to_float(pcm), language="en")).text.lower()
+
+
+def call(server: ServerProcess, out: Path, *wavs: str) -> dict:
+    cmd = [
+        sys.executable,
+        "-m",
+        "callwright.cli",
+        "call",
+        "--url",
+        server.ws_url,
+        "--out",
+        str(out),
+        "--reply-timeout",
+        "40",
+    ]
+    for w in wavs:
+        cmd += ["--wav", w]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert done.returncode == 0, done.stderr + done.stdout
+    return json.loads((out / "transcript.json").read_text())
+
+
+def test_spoken_question_gets_a_spoken_answer(server: ServerProcess, tmp_path: Path) -> None:
+    q = make_speech("What is the address of the clinic?", tmp_path / "q.wav", speed=140)
+    result = call(server, tmp_path / "out", str(q))
+    turns = result["turns"]
+    user = [t for t in turns if t["role"] == "user"]
+    agent = [t for t in turns if t["role"] == "assistant"]
+    assert user and "address" in user[0]["text"].lower()
+    assert len(agent) >= 2, turns  # the greeting, then the answer
+    answer = agent[-1]
+    assert not answer["interrupted"]
+    assert answer["metrics"]["voice_to_voice_ms"] > 0
+    heard = transcribe(tmp_path / "out" / "agent.wav")
+    assert "clinic" in heard  # the greeting
+    assert any(word in heard for word in ("harbor", "42", "forty")), heard
+
+
+def test_barge_in_stops_the_agent(server: ServerProcess, tmp_path: Path) -> None:
+    q = make_speech(
+        "Can you tell me everything about the clinic and its doctors?",
+        tmp_path / "q.wav",
+        speed=150,
+    )
+    stop = make_speech(
+        "Sorry, wait a moment, I have another question.", tmp_path / "b.wav", speed=160
+    )
+    result = call(server, tmp_path / "out", str(q), f"{stop}@1.2")
+    interruptions = [e for e in result["events"] if e["type"] == "interruption"]
+    assert interruptions, [e["type"] for e in result["events"]]
+    cut = next(t for t in result["turns"] if t.get("interrupted"))
+    assert cut["metrics"] is not None
+    # the agent was speaking when the caller barged in, and stopped soon after
+    barge = result["utterances"][1]["speech_start"]
+    pcm, _ = read_wav(tmp_path / "out" / "agent.wav")
+    x = np.abs(np.frombuffer(pcm, "<i2").astype(np.int32))
+    active = x[: len(x) // 320 * 320].reshape(-1, 320).max(axis=1) > 500  # 20 ms frames
+    first = round(barge / 0.02)
+    assert active[max(0, first - 25) : first].any(), "agent audio right before the barge-in"
+    stop_at = next(i for i in range(first, len(active) + 1) if not active[i : i + 25].any())
+    # VAD start + interruption_min_secs + a partial decode + the flush: well under 1.5 s
+    assert stop_at * 0.02 - barge < 1.5
