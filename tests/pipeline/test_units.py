@@ -112,3 +112,14 @@ async def test_pacer_sends_in_real_time_and_reports_what_was_heard():
     # paced: about 0.75 s + lead worth of frames, never the whole 1 s at once
     assert 35 <= len(sent) <= 42
     assert sent[-1] - sent[0] >= 0.6
+
+
+def test_conversation_history_is_bounded_by_characters():
+    conv = Conversation("sys", max_chars=25)
+    for i in range(10):
+        conv.add_user(f"question number {i}")
+        conv.add_assistant(f"answer {i}")
+    msgs = conv.for_llm()
+    assert [m.content for m in msgs[1:]] == ["question number 9", "answer 9"]
+    conv.add_user("x" * 100)  # one long message is still sent whole
+    assert [m.content for m in conv.for_llm()[1:]] == ["x" * 100]

@@ -16,6 +16,7 @@ from callwright.engines.base import ChatMessage
 class Conversation:
     system_prompt: str
     max_messages: int = 40
+    max_chars: int = 4000  # ~1000 tokens of history: small LLM contexts overflow otherwise
     messages: list[ChatMessage] = field(default_factory=list)
 
     def add_user(self, text: str) -> None:
@@ -31,5 +32,12 @@ class Conversation:
         return msg
 
     def for_llm(self) -> list[ChatMessage]:
-        recent = self.messages[-self.max_messages :]
+        recent: list[ChatMessage] = []
+        used = 0
+        for msg in reversed(self.messages[-self.max_messages :]):
+            used += len(msg.content)
+            if recent and used > self.max_chars:
+                break
+            recent.append(msg)
+        recent.reverse()
         return [ChatMessage(role="system", content=self.system_prompt), *recent]
