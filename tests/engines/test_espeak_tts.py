@@ -8,6 +8,8 @@ import wave
 import numpy as np
 import pytest
 
+from callwright.audio.pcm import pcm16_to_float
+from callwright.audio.resample import resample
 from callwright.engines.base import EngineError, TTSEngine
 from callwright.engines.espeak_tts import EspeakTTS, WavStreamParser
 from callwright.engines.registry import get_factory
@@ -92,13 +94,11 @@ async def test_closing_early_then_next_request_is_whole(need_espeak: str) -> Non
 @pytest.mark.models
 async def test_round_trip_through_whisper(need_espeak: str) -> None:
     pytest.importorskip("faster_whisper", reason="the [embedded] extra is not installed")
-    import soxr
-
     from callwright.engines.whisper_asr import WhisperASR
 
     tts = EspeakTTS()
     pcm = b"".join(await _collect(tts, "Please call me back tomorrow morning."))
-    audio = soxr.resample(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, 22050, 16000)
+    audio = pcm16_to_float(resample(pcm, 22050, 16000))
     asr = WhisperASR()
     try:
         text = words_of((await asr.transcribe(audio)).text)

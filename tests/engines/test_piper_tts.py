@@ -10,9 +10,10 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
+from callwright.audio.pcm import pcm16_to_float
+from callwright.audio.resample import resample
 from callwright.engines.base import ASREngine, EngineError, TTSEngine
 from callwright.engines.piper_tts import PiperTTS
 
@@ -63,9 +64,7 @@ def asr() -> Iterator[ASREngine]:
 
 
 async def _hear(asr: ASREngine, pcm: bytes, rate: int) -> str:
-    import soxr
-
-    audio = soxr.resample(np.frombuffer(pcm, "<i2").astype(np.float32) / 32768, rate, 16000)
+    audio = pcm16_to_float(resample(pcm, rate, 16000))
     return words_of((await asr.transcribe(audio)).text)
 
 

@@ -15,7 +15,7 @@
  * Audio: one AudioContext at the device's own rate (when the protocol supports it, else
  * 48 kHz) does both directions. The caller's audio goes out as PCM16 20 ms frames at that
  * rate, and `start` asks for the agent's audio as PCM16 at that same rate, so the server
- * (libsoxr) does the only resampling and the playback worklet just copies samples.
+ * (libsamplerate) does the only resampling and the playback worklet just copies samples.
  */
 (function () {
   "use strict";

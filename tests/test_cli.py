@@ -1,0 +1,58 @@
+"""The `callwright` command line, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import REPO
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "callwright.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_agents_validate_good_and_bad(tmp_path: Path) -> None:
+    ok = cli("agents", "validate", str(REPO / "agents" / "clinic-receptionist.yaml"))
+    assert ok.returncode == 0 and "ok (clinic-receptionist" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("agent_id: x\nagent_name: X\nprompts: {system: hi}\ngreetng: hello\n")
+    res = cli("agents", "validate", str(bad))
+    assert res.returncode == 1 and "greetng: unknown field" in res.stderr
+
+
+def test_doctor_reports_each_engine(tmp_path: Path) -> None:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "zero.yaml").write_text((REPO / "agents" / "zero-cost.yaml").read_text())
+    res = cli("doctor", "--agents-dir", str(agents), "--json")
+    assert res.returncode == 0, res.stderr
+    report = {(r["kind"], r["name"]): r for r in json.loads(res.stdout)}
+    assert set(report) == {
+        ("asr", "scripted"),
+        ("llm", "scripted"),
+        ("tts", "scripted"),
+        ("vad", "silero"),
+    }
+    assert all(r["ok"] and r["seconds"] >= 0 for r in report.values())
+    (agents / "broken.yaml").write_text(
+        "agent_id: broken\nagent_name: B\nprompts: {system: hi}\n"
+        "engines: {asr: {name: nosuch}, llm: {name: scripted}, tts: {name: scripted},"
+        " tts_fallback: null}\n"
+    )
+    res = cli("doctor", "--agents-dir", str(agents))
+    assert res.returncode == 1
+    assert "FAIL asr  nosuch" in res.stdout and "unknown asr engine 'nosuch'" in res.stdout
+
+
+def test_call_refuses_a_missing_wav(tmp_path: Path) -> None:
+    res = cli("call", "--wav", str(tmp_path / "nope.wav"), "--out", str(tmp_path / "o"))
+    assert res.returncode != 0 and "no such file" in res.stderr
