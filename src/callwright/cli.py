@@ -58,7 +58,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level="info",
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=1 << 20,
     )
 
@@ -84,7 +84,7 @@ async def _inprocess_server(agents_dir: Path, data_dir: Path) -> AsyncIterator[s
         host="127.0.0.1",
         port=port,
         log_level="warning",
-        ws="websockets",
+        ws="websockets-sansio",
         lifespan="on",
     )
     server = uvicorn.Server(config)

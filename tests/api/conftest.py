@@ -59,7 +59,12 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     app = create_app(settings)
     srv = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", ws="websockets", lifespan="on"
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ws="websockets-sansio",
+            lifespan="on",
         )
     )
     task = asyncio.create_task(srv.serve())

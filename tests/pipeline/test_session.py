@@ -205,3 +205,32 @@ async def test_llm_stream_is_closed_on_barge_in(make_session):
     await h.feed(tone(0.8))
     await h.out.wait_for("interruption", within=3)
     await asyncio.wait_for(closed.wait(), 1)
+
+
+async def test_speech_over_the_end_of_a_reply_becomes_the_next_turn(make_session):
+    # the reply is short; the caller starts just before it ends and talks on after it
+    h = await make_session(
+        llm=_fixed_llm("Yes."), interruption_min_secs=2.0, interruption_min_words=1
+    )
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", within=10)
+    await h.feed(tone(1.5) + silence(0.2))
+    await h.feed_until("transcript", within=5)
+    await h.feed_until("agent_speech_ended", within=10)
+    await h.feed(silence(0.5))
+    await h.feed_until("turn_metrics", within=10)
+    await h.feed(silence(1.0))
+    finals = [e for e in h.out.of("transcript") if e.final]
+    assert len(finals) == 2, "the caller's second utterance was taken as a turn"
+    assert h.out.of("interruption") == []
+
+
+def _fixed_llm(text: str) -> object:
+    class Fixed:
+        name = "fixed"
+
+        async def stream(self, messages, **kwargs):
+            yield LLMDelta(text=text)
+            yield LLMDelta(finish_reason="stop")
+
+    return Fixed()

@@ -722,6 +722,12 @@ class VoiceSession:
         if reply.kind == "goodbye" or (self._ending and reply.kind != "reprompt"):
             self.end(self.end_reason or "agent_hangup")
             return
+        utt = self._utterance
+        if not interrupted and utt is not None and utt.over_agent and not utt.decided:
+            # the caller started over the end of the reply and is still talking: the agent
+            # has finished, so this is simply the caller's turn now
+            utt.over_agent = False
+            utt.backchannel = False
         if reply.kind != "reprompt":
             self._idle_anchor = None
         self._refresh_idle_anchor()
