@@ -48,6 +48,19 @@ def test_endpointing_waits_longer_for_unfinished_sentences():
     assert ep.extra_wait_secs("") == 0.0
 
 
+def test_chunker_first_phrase_is_cut_before_a_phrase_opening_word():
+    c = SpeechChunker()
+    out: list[str] = []
+    for token in ["The", " clinic", " is", " loc", "ated", " nex", "t", " to", " the", " library."]:
+        out += c.push(token)
+    out += c.flush()
+    assert out == ["The clinic is located", "next to the library."]
+    c = SpeechChunker()
+    assert c.push("Sure, ") == ["Sure,"]  # a one-word interjection goes first
+    assert c.push("we open at nine on Saturday, ") == []  # later pieces are sentences
+    assert c.push("and close at one. ") == ["we open at nine on Saturday, and close at one."]
+
+
 def test_chunker_releases_first_clause_early_then_sentences():
     c = SpeechChunker(first_clause_min_words=3)
     out: list[str] = []

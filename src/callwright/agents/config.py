@@ -52,7 +52,7 @@ class TurnTakingConfig(_Strict):
         0.6, ge=0, le=5, description="extra silence when the caller trails off"
     )
     speculative_reply: bool = True
-    partial_interval_secs: float = Field(0.6, ge=0, le=5)
+    partial_interval_secs: float = Field(1.0, ge=0, le=5)
     allow_interruptions: bool = True
     interruption_min_secs: float = Field(0.5, ge=0, le=5)
     interruption_min_words: int = Field(1, ge=0, le=10)

@@ -96,7 +96,7 @@ class TurnTaking:
     preroll_secs: float = 0.3
     endpointing: EndOfTurnPolicy = field(default_factory=TranscriptEndpointing)
     speculative: bool = True  # start the reply at the VAD stop, release audio at end of turn
-    partial_interval_secs: float = 0.6
+    partial_interval_secs: float = 1.0
     allow_interruptions: bool = True
     interruption_min_secs: float = 0.5  # caller speech over the agent before it may yield
     interruption_min_words: int = 1  # real (non-backchannel) words needed; 0 = duration only
@@ -233,6 +233,7 @@ class VoiceSession:
         self._last_voiced_arrival: float | None = None
         self._utterance: _Utterance | None = None
         self._eot: _EndOfTurn | None = None
+        self._pause_decode: asyncio.Task[Transcript] | None = None
         self._reply: _Reply | None = None
         self._turn = 0
         self._idle_anchor: float | None = None
@@ -368,9 +369,13 @@ class VoiceSession:
 
     def _on_pause(self) -> None:
         utt = self._utterance
-        if utt is None or (utt.over_agent and not utt.decided) or self._transcriber.busy:
+        if utt is None or (utt.over_agent and not utt.decided):
             return
-        self._transcriber.decode()  # speculative final
+        if self._pause_decode is not None and not self._pause_decode.done():
+            return  # one speculative decode in flight is enough
+        # speculative final: queued behind a partial decode in flight if there is one,
+        # which still beats waiting for the VAD stop to start it
+        self._pause_decode = self._transcriber.decode()
 
     def _on_speech_stop(self) -> None:
         self._emit(UserSpeechStopped())
