@@ -62,3 +62,17 @@ def test_gate_skips_quiet_windows(speech: np.ndarray) -> None:
     p = np.array([gated.probability(w) for w in windows(speech)])
     assert p[:25].max() == 0.0
     assert (p > 0.5).sum() * 0.032 > 1.0
+
+
+def test_batched_inference_matches_one_by_one(speech: np.ndarray) -> None:
+    engine = SileroVADEngine()
+    solo = engine.open_stream()
+    a, b = engine.open_stream(), engine.open_stream()
+    ws = windows(speech)
+    expected = [solo.probability(w) for w in ws]
+    quiet = np.zeros(512, np.float32)
+    got = []
+    for w in ws:  # a hears the speech, b silence, in one batch each time
+        pa, _pb = engine.probabilities([a, b], [w, quiet])
+        got.append(pa)
+    assert np.allclose(got, expected, atol=1e-4)

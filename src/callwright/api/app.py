@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,6 +49,13 @@ def create_app(
         app.state.runtime = runtime
         app.state.ready = False
         await runtime.start(preload=settings.preload)
+        # Everything loaded so far lives as long as the process: keep it out of the
+        # collector's scans, and collect the young generation less often. Measured at
+        # 70 calls: full collections of the start-up heap paused every call for
+        # up to 160 ms, longer than the pacer's 80 ms lead.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 50)
         app.state.ready = True
         log.info("Callwright %s ready with agents %s", __version__, sorted(catalog))
         try:

@@ -57,6 +57,7 @@ from callwright.pipeline.events import (
 from callwright.pipeline.pacer import OutputPacer, Segment
 from callwright.pipeline.transcriber import Transcriber
 from callwright.pipeline.vad import VadEvent, VadParams, VadSegmenter
+from callwright.pipeline.vad_batch import VadBatcher, batcher_for
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,10 @@ class VoiceSession:
         )
         self._tts_resampler_rate = engines.tts.sample_rate
 
-        self._inbox: asyncio.Queue[tuple[bytes, float | None] | None] = asyncio.Queue()
+        self._early: list[tuple[bytes, float | None]] = []  # audio pushed before run()
+        self._running = False
+        self._ended = asyncio.Event()
+        self._vad_batcher: VadBatcher | None = None
         self._events: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
         self._pacer: OutputPacer | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -242,13 +246,31 @@ class VoiceSession:
 
     # ================================================================= public API
     def push_audio(self, pcm16k: bytes, arrival: float | None = None) -> None:
-        """Caller audio, PCM16 mono at 16 kHz, any chunk size; never blocks."""
-        self._inbox.put_nowait((pcm16k, arrival))
+        """Caller audio, PCM16 mono at 16 kHz, any chunk size; never blocks.
+
+        It is processed right here, on the caller's task: VAD and turn-taking cost
+        ~0.1 ms a window, less than a hop through a queue to another task (profiled
+        at 100 calls, the queue hop cost more than the VAD's Python side).
+        """
+        if not self._running:
+            if not self._ended.is_set():
+                self._early.append((pcm16k, arrival))
+            return
+        try:
+            self._process(pcm16k, self._now() if arrival is None else arrival)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        log.error("session %s failed on caller audio", self.session_id, exc_info=exc)
+        self._emit(ErrorEvent(code="internal_error", message=f"{type(exc).__name__}: {exc}"))
+        self.end("error")
 
     def end(self, reason: str = "caller_hangup") -> None:
         if self.end_reason is None:
             self.end_reason = reason
-        self._inbox.put_nowait(None)
+        self._running = False
+        self._ended.set()
 
     @property
     def pacer_stats(self) -> object:
@@ -257,6 +279,7 @@ class VoiceSession:
     async def run(self) -> str:
         """Run until the caller hangs up or the agent ends the call; return the reason."""
         self._loop = asyncio.get_running_loop()
+        self._vad_batcher = batcher_for(self.engines.vad)
         self._pacer = OutputPacer(self.output_rate, self.output.send_audio, on_frame=self._on_frame)
         self._spawn(self._pacer.run(), "pacer")
         sender = asyncio.create_task(self._send_events(), name=f"{self.session_id}:events")
@@ -265,8 +288,13 @@ class VoiceSession:
                 self._say(self.settings.greeting, kind="greeting")
             else:
                 self._idle_anchor = 0.0
-            await self._input_loop()
+            self._running = not self._ended.is_set()
+            early, self._early = self._early, []
+            for pcm, arrival in early:
+                self.push_audio(pcm, arrival)
+            await self._ended.wait()
         finally:
+            self._running = False
             for task in list(self._tasks):
                 task.cancel()
             for task in list(self._tasks):
@@ -304,22 +332,30 @@ class VoiceSession:
         return self._loop.time()
 
     # ================================================================= input side
-    async def _input_loop(self) -> None:
-        while True:
-            item = await self._inbox.get()
-            if item is None:
-                return
-            pcm, arrival = item
-            if arrival is None:
-                arrival = self._now()
-            if self.tap is not None:
-                self.tap.caller(pcm)
-            for window in self._reframer.push(pcm):
-                self._on_window(window, arrival)
+    def _process(self, pcm: bytes, arrival: float) -> None:
+        if self.tap is not None:
+            self.tap.caller(pcm)
+        for window in self._reframer.push(pcm):
+            self._on_window(window, arrival)
 
     def _on_window(self, window: bytes, arrival: float) -> None:
         samples = pcm16_to_float(window)
-        prob = self._vad_stream.probability(samples)
+        if self._vad_batcher is not None:
+            self._vad_batcher.submit(
+                self._vad_stream, samples, lambda p: self._after_vad(samples, p, arrival)
+            )
+        else:
+            self._after_vad(samples, self._vad_stream.probability(samples), arrival)
+
+    def _after_vad(self, samples: np.ndarray, prob: float, arrival: float) -> None:
+        if not self._running:
+            return
+        try:
+            self._decide(samples, prob, arrival)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _decide(self, samples: np.ndarray, prob: float, arrival: float) -> None:
         index = self._window_index
         self._window_index += 1
         self._audio_time = self._window_index * self._window_secs

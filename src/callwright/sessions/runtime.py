@@ -139,6 +139,8 @@ class RecordingOutput:
 class Call:
     """One call: its session info, its VoiceSession, and its record in storage."""
 
+    FLUSH_EVERY_SECS = 1.0
+
     def __init__(
         self,
         runtime: CallRuntime,
@@ -208,12 +210,15 @@ class Call:
                 agent_turn["metrics"] = event.to_dict()
                 self._pending.turns.append(agent_turn)
                 self._last_agent = None
-        self._wake.set()
+        if self._pending.events or self._pending.turns:
+            self._wake.set()
 
     async def _writer(self) -> None:
         db = self.runtime.db
         while True:
             await self._wake.wait()
+            # gather a turn's worth of events into one transaction
+            await asyncio.sleep(self.FLUSH_EVERY_SECS)
             self._wake.clear()
             await self._flush()
             if db is None:
