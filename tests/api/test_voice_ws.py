@@ -127,3 +127,36 @@ async def test_rest_surfaces(server):
         assert (await http.get("/docs")).status_code == 200
         page = await http.get("/")
         assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+async def test_storage_failures_are_retried_not_lost(server, tmp_path, monkeypatch):
+    from callwright.storage.repository import CallRepository
+
+    real = CallRepository.add_events
+    failures = {"left": 2}
+
+    async def flaky(self, tenant_id, call_id, events):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise RuntimeError("database is locked")
+        return await real(self, tenant_id, call_id, events)
+
+    monkeypatch.setattr(CallRepository, "add_events", flaky)
+    wav = tone_wav(tmp_path / "q.wav", secs=1.0)
+    caller = SimulatedCaller(server.ws, [Utterance(wav)], tail_secs=0.5, greeting_wait_secs=2)
+    result = await caller.run()
+    assert failures["left"] == 0
+    async with httpx.AsyncClient(base_url=server.base) as http:
+        for _ in range(100):
+            call = (await http.get(f"/v1/calls/{result.call_id}")).json()
+            if call.get("status") == "ended":
+                break
+            await asyncio.sleep(0.1)
+        assert [t["role"] for t in call["turns"]] == ["assistant", "user", "assistant"]
+    events = await CallRepository(server.app.state.runtime.db).list_events(
+        "default", result.call_id
+    )
+    kinds = [e.type for e in events]
+    finals = [e for e in events if e.type == "transcript" and e.payload["final"]]
+    assert len(finals) == 1 and "turn_metrics" in kinds and kinds[-1] == "end"
+    assert len(kinds) == len(set((e.type, str(e.payload)) for e in events)), "no duplicates"

@@ -224,16 +224,17 @@ class Call:
             if db is None:
                 return
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> bool:
+        """Write what is pending; on failure keep it for the next try. True when clean."""
         db = self.runtime.db
         pending, self._pending = self._pending, _Pending()
         if db is None or (not pending.turns and not pending.events):
-            return
+            return True
         repo = CallRepository(db)
         tenant = self.info.tenant_id
         try:
             if self.info.security.store_transcripts:
-                for turn in pending.turns:
+                for turn in pending.turns:  # re-writing a turn replaces it: safe to retry
                     await repo.add_turn(
                         tenant,
                         self.call_id,
@@ -244,9 +245,23 @@ class Call:
                         metrics=turn["metrics"],
                         started_at=turn["at"],
                     )
-            await repo.add_events(tenant, self.call_id, pending.events)
+            await repo.add_events(tenant, self.call_id, pending.events)  # one transaction
         except Exception:
-            log.exception("could not persist call %s", self.call_id)
+            log.warning("could not persist call %s yet; will retry", self.call_id, exc_info=True)
+            self._pending.turns[:0] = pending.turns
+            self._pending.events[:0] = pending.events
+            self._wake.set()
+            return False
+        return True
+
+    async def _final_flush(self) -> None:
+        for attempt in range(6):
+            if await self._flush():
+                return
+            await asyncio.sleep(0.2 * 2**attempt)
+        log.error(
+            "gave up persisting %d events of call %s", len(self._pending.events), self.call_id
+        )
 
     async def run(self) -> str:
         db = self.runtime.db
@@ -272,7 +287,7 @@ class Call:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-            await self._flush()
+            await self._final_flush()
             uri = None
             if self.recorder is not None and self.runtime.recordings is not None:
                 try:
