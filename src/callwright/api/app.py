@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -56,6 +58,11 @@ def create_app(
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 50)
+        slow_ms = os.environ.get("CALLWRIGHT_SLOW_CALLBACK_MS")
+        if slow_ms:  # diagnosis: log every loop step that blocks longer than this
+            loop = asyncio.get_running_loop()
+            loop.set_debug(True)
+            loop.slow_callback_duration = float(slow_ms) / 1000
         app.state.ready = True
         log.info("Callwright %s ready with agents %s", __version__, sorted(catalog))
         try:
