@@ -25,6 +25,8 @@ async def test_one_turn_end_to_end(make_session):
     assert {len(pcm) for _, pcm in h.out.audio} == {640}
     metrics = h.out.of("turn_metrics")[0].metrics
     assert not metrics.interrupted
+    assert metrics.late_frames == 0  # an idle loop sends every frame in time
+    assert h.out.of("turn_metrics")[0].to_dict()["late_frames"] == 0
     for name in (
         "speech_end",
         "vad_stop",

@@ -25,6 +25,7 @@ class TurnMetrics:
     first_audio_out: float | None = None
     playback_end: float | None = None
     interrupted: bool = False
+    late_frames: int = 0  # reply frames the pacer sent after they should have played
     speculative: bool = False  # the reply was started before the end of turn was confirmed
 
     def breakdown(self) -> dict[str, float | None]:
@@ -122,6 +123,7 @@ class TurnMetricsEvent(SessionEvent):
             "turn": self.metrics.turn,
             "interrupted": self.metrics.interrupted,
             "speculative": self.metrics.speculative,
+            "late_frames": self.metrics.late_frames,
             **self.metrics.breakdown(),
         }
 

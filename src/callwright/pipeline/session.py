@@ -179,6 +179,7 @@ class _Reply:
     text: str = ""
     kind: str = "reply"  # reply | greeting | reprompt | goodbye
     audible: bool = False
+    late_before: int = 0  # the pacer's late-frame count when this reply started
 
 
 class VoiceSession:
@@ -646,6 +647,7 @@ class VoiceSession:
         if gate_open:
             gate.set()
         reply = _Reply(turn=turn, metrics=metrics, gate=gate, kind=kind)
+        reply.late_before = self._pacer.stats.late_frames if self._pacer else 0
         self._reply = reply
         if kind != "reprompt":
             self._idle_anchor = None
@@ -751,6 +753,8 @@ class VoiceSession:
         heard = reply.text.strip() if not interrupted else self._heard(reply)
         reply.metrics.interrupted = interrupted
         reply.metrics.playback_end = self._now()
+        if self._pacer is not None:
+            reply.metrics.late_frames = self._pacer.stats.late_frames - reply.late_before
         if heard:
             self.conversation.add_assistant(heard)
         if interrupted and emit_interruption:
