@@ -17,14 +17,6 @@ def float_to_pcm16(samples: np.ndarray) -> bytes:
     return (clipped * 32768.0).astype("<i2").tobytes()
 
 
-def duration_secs(pcm: bytes, sample_rate: int) -> float:
-    return len(pcm) / (SAMPLE_WIDTH * sample_rate)
-
-
-def silence(secs: float, sample_rate: int) -> bytes:
-    return bytes(round(secs * sample_rate) * SAMPLE_WIDTH)
-
-
 class Reframer:
     """Cuts an arbitrary stream of PCM16 bytes into frames of exactly `frame_samples`.
 

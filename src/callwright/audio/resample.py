@@ -12,11 +12,9 @@ from __future__ import annotations
 import numpy as np
 import samplerate
 
+from callwright.audio.pcm import float_to_pcm16
+
 SUPPORTED_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-
-
-def _to_pcm16(y: np.ndarray) -> bytes:
-    return bytes((np.clip(y, -1.0, 32767 / 32768) * 32768.0).astype("<i2").tobytes())
 
 
 class StreamResampler:
@@ -36,7 +34,7 @@ class StreamResampler:
         if self._conv is None:
             return pcm
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-        return _to_pcm16(self._conv.process(x, self.ratio, end_of_input=last))
+        return float_to_pcm16(self._conv.process(x, self.ratio, end_of_input=last))
 
 
 def resample(pcm: bytes, in_rate: int, out_rate: int) -> bytes:
@@ -44,4 +42,4 @@ def resample(pcm: bytes, in_rate: int, out_rate: int) -> bytes:
     if in_rate == out_rate:
         return pcm
     x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    return _to_pcm16(samplerate.resample(x, out_rate / in_rate, "sinc_best"))
+    return float_to_pcm16(samplerate.resample(x, out_rate / in_rate, "sinc_best"))

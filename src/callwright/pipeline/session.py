@@ -54,7 +54,7 @@ from callwright.pipeline.events import (
     UserSpeechStarted,
     UserSpeechStopped,
 )
-from callwright.pipeline.pacer import OutputPacer, Segment
+from callwright.pipeline.pacer import OutputPacer, PacerStats, Segment
 from callwright.pipeline.transcriber import Transcriber
 from callwright.pipeline.vad import VadEvent, VadParams, VadSegmenter
 from callwright.pipeline.vad_batch import VadBatcher, batcher_for
@@ -222,7 +222,6 @@ class VoiceSession:
             language=settings.language,
             partial_interval_secs=self.turning.partial_interval_secs,
         )
-        self._tts_resampler_rate = engines.tts.sample_rate
 
         self._early: list[tuple[bytes, float | None]] = []  # audio pushed before run()
         self._running = False
@@ -274,7 +273,7 @@ class VoiceSession:
         self._ended.set()
 
     @property
-    def pacer_stats(self) -> object:
+    def pacer_stats(self) -> PacerStats | None:
         return self._pacer.stats if self._pacer else None
 
     async def run(self) -> str:
