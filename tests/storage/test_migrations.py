@@ -10,14 +10,31 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Connection, Integer, MetaData, inspect, select
 
 from callwright.storage.db import Database, alembic_config
-from callwright.storage.models import DEFAULT_TENANT_ID, DEFAULT_TENANT_NAME, Base, Tenant
+from callwright.storage.models import (
+    DEFAULT_TENANT_ID,
+    DEFAULT_TENANT_NAME,
+    Base,
+    Tenant,
+    include_in_comparison,
+)
 
-TABLES = {"tenants", "agent_configs", "calls", "turns", "events"}
+TABLES = {
+    "tenants",
+    "agent_configs",
+    "calls",
+    "turns",
+    "events",
+    "knowledge_bases",
+    "kb_documents",
+    "kb_chunks",
+    "kb_jobs",
+}
+HEAD = "0002"
 
 
 async def _diffs(db: Database, metadata: MetaData) -> list[Any]:
     def compare(conn: Connection) -> list[Any]:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_in_comparison})
         return list(compare_metadata(ctx, metadata))
 
     async with db.engine.connect() as conn:
@@ -31,13 +48,13 @@ async def _tables(db: Database) -> set[str]:
 
 def test_single_head() -> None:
     script = ScriptDirectory.from_config(alembic_config())
-    assert script.get_heads() == ["0001"]
+    assert script.get_heads() == [HEAD]
 
 
 async def test_upgrade_matches_models(empty_db: Database) -> None:
     assert await empty_db.current_revision() is None
     await empty_db.migrate()
-    assert await empty_db.current_revision() == "0001"
+    assert await empty_db.current_revision() == HEAD
     assert await _tables(empty_db) >= TABLES
     assert await _diffs(empty_db, Base.metadata) == []
 
@@ -65,5 +82,16 @@ async def test_downgrade_to_base_and_up_again(db: Database) -> None:
     assert await db.current_revision() is None
     assert not (TABLES & await _tables(db))
     await db.migrate()
-    assert await db.current_revision() == "0001"
+    assert await db.current_revision() == HEAD
     assert await _diffs(db, Base.metadata) == []
+
+
+async def test_full_text_index_exists(db: Database) -> None:
+    """The dialect-only full-text objects the comparison skips are really there."""
+    async with db.engine.connect() as conn:
+        if db.is_sqlite:
+            names = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            assert "kb_chunks_fts" in names
+        else:
+            cols = await conn.run_sync(lambda c: inspect(c).get_columns("kb_chunks"))
+            assert "tsv" in {c["name"] for c in cols}

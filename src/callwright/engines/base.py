@@ -151,5 +151,25 @@ class VADEngine(Protocol):
     def open_stream(self) -> VADStream: ...
 
 
+# --------------------------------------------------------------------- embeddings
+@runtime_checkable
+class EmbeddingEngine(Protocol):
+    """Text to vectors for retrieval: float32 rows, L2-normalised (dot = cosine).
+
+    Queries and passages are separate calls because asymmetric models (E5, BGE) embed
+    them with different prefixes. `model_id` names the vector space: a knowledge base
+    records it, and vectors from another space are refused rather than silently
+    compared.
+    """
+
+    name: str
+    model_id: str
+    dims: int
+
+    async def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    async def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
 class EngineError(RuntimeError):
     """An engine failed in a way the session can report (dead provider, bad output)."""

