@@ -88,9 +88,7 @@ async def test_replace_document_and_search(knowledge_store: KnowledgeStore) -> N
 
     # re-ingest replaces the chunks atomically: old text gone from both indexes
     new = [_chunk(0, "Parking is free on Sundays", _unit(1, 0, 0))]
-    doc2 = await knowledge_store.replace_document(
-        "default", kb.id, _doc("a.md", content="y"), new
-    )
+    doc2 = await knowledge_store.replace_document("default", kb.id, _doc("a.md", content="y"), new)
     assert doc2.id == doc.id and doc2.chunk_count == 1
     assert not await knowledge_store.keyword_search(filt, "vaccines tuesdays", 5)
     hits = await knowledge_store.vector_search(filt, _unit(0, 1, 0), 5)
@@ -156,7 +154,7 @@ async def test_embeddings_reused_and_validated(knowledge_store: KnowledgeStore) 
     found = await knowledge_store.chunk_embeddings("default", kb.id, [c.content_hash, "nope"])
     assert list(found) == [c.content_hash]
     np.testing.assert_allclose(found[c.content_hash], c.embedding, atol=1e-6)
-    assert (await knowledge_store.find_by_hash("default", kb.id, _doc("a.md").content_hash))
+    assert await knowledge_store.find_by_hash("default", kb.id, _doc("a.md").content_hash)
     bad = NewChunk(0, "wrong size", [], "h", np.ones(3, dtype=np.float32))
     with pytest.raises(KnowledgeError, match="3"):
         await knowledge_store.replace_document("default", kb.id, _doc("b.md"), [bad])

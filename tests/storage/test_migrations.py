@@ -34,7 +34,9 @@ HEAD = "0002"
 
 async def _diffs(db: Database, metadata: MetaData) -> list[Any]:
     def compare(conn: Connection) -> list[Any]:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_in_comparison})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": include_in_comparison}
+        )
         return list(compare_metadata(ctx, metadata))
 
     async with db.engine.connect() as conn:

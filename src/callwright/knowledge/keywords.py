@@ -11,21 +11,21 @@ import re
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 
-STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are aren't as at be because been
-    before being below between both but by can can't cannot could couldn't did didn't do
-    does doesn't doing don't down during each few for from further had hadn't has hasn't
-    have haven't having he her here hers herself him himself his how i i'd i'll i'm i've if
-    in into is isn't it it's its itself let's me more most my myself no nor not of off on
-    once only or other ought our ours ourselves out over own same she should shouldn't so
-    some such than that that's the their theirs them themselves then there there's these
-    they this those through to too under until up very was wasn't we were weren't what
-    what's when where which while who whom why with won't would wouldn't you your yours
-    yourself yourselves um uh er hmm okay ok yeah hi hello please tell know like just
-    want wanted wondering wonder get got also really thanks thank much many
-    """.split()
-)
+_STOPWORDS_TEXT = """
+a about above after again against all am an and any are aren't as at be because been
+before being below between both but by can can't cannot could couldn't did didn't do
+does doesn't doing don't down during each few for from further had hadn't has hasn't
+have haven't having he her here hers herself him himself his how i i'd i'll i'm i've
+if in into is isn't it it's its itself let's me more most my myself no nor not of
+off on once only or other ought our ours ourselves out over own same she should
+shouldn't so some such than that that's the their theirs them themselves then there
+there's these they this those through to too under until up very was wasn't we were
+weren't what what's when where which while who whom why with won't would wouldn't
+you your yours yourself yourselves um uh er hmm okay ok yeah hi hello please tell
+know like just want wanted wondering wonder get got also really thanks thank much
+many
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 def keyword_terms(text: str, max_terms: int = 16) -> list[str]:

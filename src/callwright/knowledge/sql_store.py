@@ -292,9 +292,7 @@ class SqlKnowledgeStore:
             else:
                 old_ids = await self._chunk_ids(s, tenant_id, kb_id=kb_id, document_id=row.id)
                 await self._before_delete_chunks(s, old_ids)
-                await s.execute(
-                    delete(KnowledgeChunk).where(KnowledgeChunk.document_id == row.id)
-                )
+                await s.execute(delete(KnowledgeChunk).where(KnowledgeChunk.document_id == row.id))
             row.title = doc.title
             row.mime_type = doc.mime_type
             row.content_hash = doc.content_hash

@@ -215,8 +215,6 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
     async def chunk_count(self, tenant_id: str) -> int:
         async with self.db.sessions() as s:
             return int(
-                await s.scalar(
-                    select(func.count()).where(KnowledgeChunk.tenant_id == tenant_id)
-                )
+                await s.scalar(select(func.count()).where(KnowledgeChunk.tenant_id == tenant_id))
                 or 0
             )

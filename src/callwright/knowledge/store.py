@@ -50,8 +50,9 @@ class KnowledgeStore(Protocol):
 
     async def list_documents(self, tenant_id: str, kb_id: int) -> list[DocumentInfo]: ...
 
-    async def get_document(self, tenant_id: str, kb_id: int, source: str) -> DocumentInfo | None:
-        ...
+    async def get_document(
+        self, tenant_id: str, kb_id: int, source: str
+    ) -> DocumentInfo | None: ...
 
     async def find_by_hash(
         self, tenant_id: str, kb_id: int, content_hash: str

@@ -133,7 +133,7 @@ class VectorIndex:
         rows.vectors[: len(keep)] = rows.vectors[keep]
         rows.ids[: len(keep)] = rows.ids[keep]
         rows.kb_ids[: len(keep)] = rows.kb_ids[keep]
-        for tag, member in rows.tags.items():
+        for member in rows.tags.values():
             member[: len(keep)] = member[keep]
             member[len(keep) :] = False
         rows.alive[: len(keep)] = True
@@ -179,9 +179,7 @@ class VectorIndex:
         top = top[np.argsort(-scores[top], kind="stable")]
         return [(int(rows.ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
-    def scores_for(
-        self, tenant_id: str, query: np.ndarray, ids: Iterable[int]
-    ) -> dict[int, float]:
+    def scores_for(self, tenant_id: str, query: np.ndarray, ids: Iterable[int]) -> dict[int, float]:
         query = np.asarray(query, dtype=np.float32).reshape(-1)
         rows = self._rows.get((tenant_id, int(query.shape[0])))
         if rows is None:

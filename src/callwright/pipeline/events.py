@@ -20,6 +20,8 @@ class TurnMetrics:
     vad_stop: float | None = None  # VAD confirmed the silence
     asr_final: float | None = None
     end_of_turn: float | None = None  # endpointing decided the caller is done
+    retrieval_start: float | None = None  # knowledge lookup for this turn began
+    retrieval_done: float | None = None
     llm_first_token: float | None = None
     tts_first_audio: float | None = None
     first_audio_out: float | None = None
@@ -35,6 +37,7 @@ class TurnMetrics:
             "vad_stop",
             "asr_final",
             "end_of_turn",
+            "retrieval_done",
             "llm_first_token",
             "tts_first_audio",
             "first_audio_out",
@@ -44,6 +47,11 @@ class TurnMetrics:
                 None if base is None or value is None else round((value - base) * 1000, 1)
             )
         out["voice_to_voice_ms"] = out["first_audio_out_ms"]
+        out["retrieval_ms"] = (
+            None
+            if self.retrieval_start is None or self.retrieval_done is None
+            else round((self.retrieval_done - self.retrieval_start) * 1000, 1)
+        )
         return out
 
 
@@ -126,6 +134,16 @@ class TurnMetricsEvent(SessionEvent):
             "late_frames": self.metrics.late_frames,
             **self.metrics.breakdown(),
         }
+
+
+@dataclass(slots=True)
+class KnowledgeEvent(SessionEvent):
+    """The knowledge an agent turn used, and the grounding check of its answer."""
+
+    turn: int
+    used: dict[str, Any]
+    grounding: dict[str, Any] | None = None
+    type: str = field(init=False, default="knowledge")
 
 
 @dataclass(slots=True)

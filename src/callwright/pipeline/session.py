@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from callwright.engines.base import (
     VADEngine,
 )
 from callwright.pipeline.chunker import SpeechChunker
+from callwright.pipeline.context import ContextProvider, TurnContext
 from callwright.pipeline.conversation import Conversation
 from callwright.pipeline.endpointing import EndOfTurnPolicy, TranscriptEndpointing
 from callwright.pipeline.events import (
@@ -45,6 +47,7 @@ from callwright.pipeline.events import (
     AgentTextEvent,
     ErrorEvent,
     InterruptionEvent,
+    KnowledgeEvent,
     SessionEndedEvent,
     SessionEvent,
     ToolCallEvent,
@@ -60,6 +63,9 @@ from callwright.pipeline.vad import VadEvent, VadParams, VadSegmenter
 from callwright.pipeline.vad_batch import VadBatcher, batcher_for
 
 log = logging.getLogger(__name__)
+
+# "[1]" or "[1, 3]": source markers the LLM may cite; shown in records, never spoken
+CITATION = re.compile(r"\s*\[\d{1,2}(?:\s*,\s*\d{1,2})*\]")
 
 DEFAULT_BACKCHANNELS = frozenset(
     {
@@ -180,6 +186,8 @@ class _Reply:
     kind: str = "reply"  # reply | greeting | reprompt | goodbye
     audible: bool = False
     late_before: int = 0  # the pacer's late-frame count when this reply started
+    context: TurnContext | None = None  # what the LLM got with the caller's words
+    user_index: int | None = None  # the caller's message in the conversation, once committed
 
 
 class VoiceSession:
@@ -194,8 +202,10 @@ class VoiceSession:
         *,
         output_rate: int,
         tap: AudioTap | None = None,
+        context: ContextProvider | None = None,
     ) -> None:
         self.session_id = session_id
+        self.context = context
         self.engines = engines
         self.settings = settings
         self.turning = settings.turn
@@ -457,7 +467,7 @@ class VoiceSession:
         if self.turning.speculative and self._reply is None and eot.deadline > self._audio_time:
             metrics = self._new_metrics(eot, speculative=True)
             messages = [*self.conversation.for_llm(), ChatMessage(role="user", content=text)]
-            self._start_reply(self._turn + 1, metrics, self._llm_text(messages), gate_open=False)
+            self._start_reply(self._turn + 1, metrics, messages, gate_open=False)
         self._check_timers()
 
     def _while_speaking(self) -> None:
@@ -552,18 +562,21 @@ class VoiceSession:
             self._refresh_idle_anchor()
             return
         self._turn += 1
-        self.conversation.add_user(text)
+        index = self.conversation.add_user(text)
         self._emit(TranscriptEvent(turn=self._turn, text=text, final=True))
         reply = self._reply
         now = self._now()
         if reply is not None and reply.kind == "reply" and not reply.gate.is_set():
             reply.metrics.end_of_turn = now
+            reply.user_index = index
+            if reply.context is not None:  # the history keeps what the LLM was given
+                self.conversation.set_context(index, reply.context.content)
             reply.gate.set()
             return
         metrics = self._new_metrics(eot, speculative=False)
         metrics.end_of_turn = now
         self._start_reply(
-            self._turn, metrics, self._llm_text(self.conversation.for_llm()), gate_open=True
+            self._turn, metrics, self.conversation.for_llm(), gate_open=True, user_index=index
         )
 
     def _new_metrics(self, eot: _EndOfTurn, *, speculative: bool) -> TurnMetrics:
@@ -594,8 +607,27 @@ class VoiceSession:
                 self._pacer.interrupt()
             self._reply = None
 
-    async def _llm_text(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
-        reply = self._reply
+    async def _with_context(self, reply: _Reply, messages: list[ChatMessage]) -> None:
+        """Let the context provider augment the caller's message (retrieval)."""
+        if self.context is None or not messages or messages[-1].role != "user":
+            return
+        reply.metrics.retrieval_start = self._now()
+        try:
+            ctx = await self.context.for_user_turn(messages[-1].content)
+        except Exception as exc:  # a dead knowledge store must not silence the agent
+            log.warning("context provider failed in session %s", self.session_id, exc_info=True)
+            self._emit(ErrorEvent(code="context_failed", message=f"{type(exc).__name__}: {exc}"))
+            ctx = None
+        reply.metrics.retrieval_done = self._now()
+        if ctx is None:
+            return
+        reply.context = ctx
+        messages[-1] = ChatMessage(role="user", content=ctx.content)
+        if reply.user_index is not None:
+            self.conversation.set_context(reply.user_index, ctx.content)
+
+    async def _llm_text(self, reply: _Reply, messages: list[ChatMessage]) -> AsyncIterator[str]:
+        await self._with_context(reply, messages)
         stream = self.engines.llm.stream(
             messages,
             max_tokens=self.settings.max_tokens,
@@ -604,16 +636,12 @@ class VoiceSession:
         )
         try:
             async for delta in stream:
-                if (
-                    reply is not None
-                    and reply.metrics.llm_first_token is None
-                    and (delta.text or delta.tool_calls)
-                ):
+                if reply.metrics.llm_first_token is None and (delta.text or delta.tool_calls):
                     reply.metrics.llm_first_token = self._now()
                 for call in delta.tool_calls:
                     self._emit(
                         ToolCallEvent(
-                            turn=reply.turn if reply else self._turn,
+                            turn=reply.turn,
                             name=call.name,
                             arguments=call.arguments,
                         )
@@ -637,15 +665,19 @@ class VoiceSession:
         self,
         turn: int,
         metrics: TurnMetrics,
-        source: AsyncIterator[str],
+        source: AsyncIterator[str] | list[ChatMessage],
         *,
         gate_open: bool,
         kind: str = "reply",
+        user_index: int | None = None,
     ) -> None:
+        """Start a reply spoken from `source`: fixed text, or the LLM on these messages."""
         gate = asyncio.Event()
         if gate_open:
             gate.set()
-        reply = _Reply(turn=turn, metrics=metrics, gate=gate, kind=kind)
+        reply = _Reply(turn=turn, metrics=metrics, gate=gate, kind=kind, user_index=user_index)
+        if isinstance(source, list):
+            source = self._llm_text(reply, source)
         reply.late_before = self._pacer.stats.late_frames if self._pacer else 0
         self._reply = reply
         if kind != "reprompt":
@@ -657,13 +689,18 @@ class VoiceSession:
         chunker = SpeechChunker()
 
         async def produce() -> None:
+            def queue(piece: str) -> None:
+                spoken = CITATION.sub("", piece).strip()
+                if spoken:
+                    chunks.put_nowait(spoken)
+
             try:
                 async for text in source:
                     reply.text += text
                     for piece in chunker.push(text):
-                        chunks.put_nowait(piece)
+                        queue(piece)
                 for piece in chunker.flush():
-                    chunks.put_nowait(piece)
+                    queue(piece)
             finally:
                 chunks.put_nowait(None)
 
@@ -749,7 +786,7 @@ class VoiceSession:
         if self._reply is not reply:
             return
         self._reply = None
-        heard = reply.text.strip() if not interrupted else self._heard(reply)
+        heard = CITATION.sub("", reply.text).strip() if not interrupted else self._heard(reply)
         reply.metrics.interrupted = interrupted
         reply.metrics.playback_end = self._now()
         if self._pacer is not None:
@@ -760,6 +797,17 @@ class VoiceSession:
             self._emit(InterruptionEvent(turn=reply.turn, heard_text=heard))
         elif not interrupted:
             self._emit(AgentSpeechEnded(turn=reply.turn, text=heard))
+        if reply.context is not None and self.context is not None:
+            grounding = None
+            try:
+                grounding = self.context.check_answer(
+                    reply.text if not interrupted else heard, reply.context
+                )
+            except Exception:
+                log.warning("answer check failed in session %s", self.session_id, exc_info=True)
+            self._emit(
+                KnowledgeEvent(turn=reply.turn, used=reply.context.record, grounding=grounding)
+            )
         if reply.kind == "reply":
             self.turn_metrics.append(reply.metrics)
             self._emit(TurnMetricsEvent(metrics=reply.metrics))

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-
 from sqlalchemy import (
     JSON,
     BigInteger,

@@ -97,9 +97,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("kb_id", "source", name="uq_kb_documents_kb_id_source"),
         sa.UniqueConstraint("tenant_id", "id", name="uq_kb_documents_tenant_id_id"),
     )
-    op.create_index(
-        "ix_kb_documents_kb_id_content_hash", "kb_documents", ["kb_id", "content_hash"]
-    )
+    op.create_index("ix_kb_documents_kb_id_content_hash", "kb_documents", ["kb_id", "content_hash"])
     embedding: sa.types.TypeEngine[Any] = (
         postgresql.ARRAY(postgresql.REAL()) if dialect == "postgresql" else sa.LargeBinary()
     )
@@ -165,9 +163,7 @@ def upgrade() -> None:
             "GENERATED ALWAYS AS (to_tsvector('english', text)) STORED"
         )
         op.execute("CREATE INDEX ix_kb_chunks_tsv ON kb_chunks USING gin (tsv)")
-        op.execute(
-            "CREATE INDEX ix_kb_chunks_access_tags ON kb_chunks USING gin (access_tags)"
-        )
+        op.execute("CREATE INDEX ix_kb_chunks_access_tags ON kb_chunks USING gin (access_tags)")
 
 
 def downgrade() -> None:
