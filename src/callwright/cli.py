@@ -17,6 +17,16 @@ import typer
 app = typer.Typer(help="Callwright: self-hostable conversational voice AI.", no_args_is_help=True)
 agents_app = typer.Typer(help="Agent configs.", no_args_is_help=True)
 app.add_typer(agents_app, name="agents")
+DEFAULT_KNOWLEDGE_DIR = Path("knowledge")
+
+
+def _knowledge_dir(option: Path | None) -> Path | None:
+    """The option, else $CALLWRIGHT_KNOWLEDGE_DIR (read by the settings), else ./knowledge."""
+    import os
+
+    if option is not None or os.environ.get("CALLWRIGHT_KNOWLEDGE_DIR"):
+        return option
+    return DEFAULT_KNOWLEDGE_DIR if DEFAULT_KNOWLEDGE_DIR.is_dir() else None
 
 
 def _logging(verbose: bool) -> None:
@@ -31,6 +41,9 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     agents_dir: Annotated[Path | None, typer.Option(help="directory of agent YAML/JSON")] = None,
+    knowledge_dir: Annotated[
+        Path | None, typer.Option(help="knowledge bases to sync at start (default ./knowledge)")
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="database and recordings")] = None,
     database_url: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL (default SQLite)")
@@ -49,6 +62,7 @@ def serve(
         host=host,
         port=port,
         agents_dir=agents_dir,
+        knowledge_dir=_knowledge_dir(knowledge_dir),
         data_dir=data_dir,
         database_url=database_url,
         default_agent=default_agent,
@@ -70,7 +84,9 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def _inprocess_server(agents_dir: Path, data_dir: Path) -> AsyncIterator[str]:
+async def _inprocess_server(
+    agents_dir: Path, data_dir: Path, knowledge_dir: Path | None = None
+) -> AsyncIterator[str]:
     """Run the real server in this process, on a free loopback port."""
     import uvicorn
 
@@ -78,7 +94,9 @@ async def _inprocess_server(agents_dir: Path, data_dir: Path) -> AsyncIterator[s
     from callwright.api.settings import ServerSettings
 
     port = _free_port()
-    settings = ServerSettings.from_env(port=port, agents_dir=agents_dir, data_dir=data_dir)
+    settings = ServerSettings.from_env(
+        port=port, agents_dir=agents_dir, data_dir=data_dir, knowledge_dir=knowledge_dir
+    )
     config = uvicorn.Config(
         create_app(settings),
         host="127.0.0.1",
@@ -123,6 +141,9 @@ def call(
         "agents"
     ),
     data_dir: Annotated[Path, typer.Option(help="data for the in-process server")] = Path("data"),
+    knowledge_dir: Annotated[
+        Path | None, typer.Option(help="knowledge for the in-process server (default ./knowledge)")
+    ] = None,
     reply_timeout: Annotated[float, typer.Option(help="seconds to wait for each reply")] = 30.0,
     tail: Annotated[float, typer.Option(help="silence streamed after the last reply")] = 1.5,
 ) -> None:
@@ -138,7 +159,9 @@ def call(
         async with contextlib.AsyncExitStack() as stack:
             target = url
             if target is None:
-                target = await stack.enter_async_context(_inprocess_server(agents_dir, data_dir))
+                target = await stack.enter_async_context(
+                    _inprocess_server(agents_dir, data_dir, _knowledge_dir(knowledge_dir))
+                )
             caller = SimulatedCaller(
                 target, utterances, agent_id=agent, reply_timeout=reply_timeout, tail_secs=tail
             )
@@ -196,6 +219,8 @@ def doctor(
         ]
         if a.engines.tts_fallback:
             refs.append(("tts", a.engines.tts_fallback))
+        if a.knowledge_sources and a.knowledge.mode != "off":
+            refs.append(("embed", a.engines.embed))
         for kind, ref in refs:
             key = (kind, ref.name, json.dumps(ref.options, sort_keys=True))
             wanted[key] = (kind, ref.name, ref.options)
@@ -233,6 +258,10 @@ def doctor(
     if not all(r.ok for r in reports):
         sys.exit(1)
 
+
+from callwright.kb_cli import kb_app  # noqa: E402  (the `kb` commands)
+
+app.add_typer(kb_app, name="kb")
 
 if __name__ == "__main__":
     app()

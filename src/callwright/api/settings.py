@@ -16,6 +16,12 @@ class ServerSettings(BaseModel):
     data_dir: Path = Path("data")
     database_url: str | None = Field(None, description="default: SQLite in data_dir")
     agents_dir: Path = Path("agents")
+    knowledge_dir: Path | None = Field(
+        None, description="each subdirectory is a knowledge base, synced at start"
+    )
+    fetch_allow_private: bool = Field(
+        False, description="let URL ingestion reach private and loopback addresses"
+    )
     default_agent: str | None = "clinic-receptionist"
     preload: bool = Field(True, description="load every agent's engines before serving")
     record: bool = True

@@ -95,9 +95,9 @@ def _units(blocks: list[Block], limit: int) -> list[_Unit]:
             units.append(_Unit("\n", text))
             continue
         for line in text.split("\n"):
-            line = line.strip()
+            line = line.rstrip()  # leading spaces mark a nested list item
             if len(line) <= limit:
-                if line:
+                if line.strip():
                     units.append(_Unit("\n", line))
                 continue
             sep = "\n"

@@ -15,14 +15,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import yaml
 
 from callwright.engines.base import EmbeddingEngine
 from callwright.knowledge.chunking import ChunkSpec, chunk_document
-from callwright.knowledge.fetch import FetchPolicy, fetch_url
 from callwright.knowledge.parsing import SUPPORTED_SUFFIXES, DocumentError, parse_document
 from callwright.knowledge.store import KnowledgeStore
 from callwright.knowledge.types import (
@@ -33,6 +32,9 @@ from callwright.knowledge.types import (
     NewChunk,
     NewDocument,
 )
+
+if TYPE_CHECKING:
+    from callwright.knowledge.fetch import FetchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +254,7 @@ class Ingestor:
 
         `delete_missing` also removes documents whose files are gone (a directory sync).
         """
-        files, root = await asyncio.to_thread(_list_files, path)
+        files, root, is_dir = await asyncio.to_thread(_list_files, path)
         reports = []
         for n, file in enumerate(files):
             source = file.relative_to(root).as_posix()
@@ -266,7 +268,7 @@ class Ingestor:
             )
         if progress is not None:
             progress(len(files), len(files), "")
-        if delete_missing and root == path.expanduser():
+        if delete_missing and is_dir:
             kb = await self._kb(tenant_id, kb_name)
             present = {f.relative_to(root).as_posix() for f in files}
             for doc in await self.store.list_documents(tenant_id, kb.id):
@@ -284,6 +286,8 @@ class Ingestor:
         policy: FetchPolicy | None = None,
         access_tags: Sequence[str] | None = None,
     ) -> IngestReport:
+        from callwright.knowledge.fetch import FetchPolicy, fetch_url
+
         await self._kb(tenant_id, kb_name)
         fetched = await fetch_url(url, policy or FetchPolicy())
         return await self.ingest_bytes(
@@ -309,13 +313,13 @@ class Ingestor:
         return await self.ingest_path(tenant_id, spec.name, directory, delete_missing=True)
 
 
-def _list_files(path: Path) -> tuple[list[Path], Path]:
-    """The supported files at `path` (a file or a directory tree) and their root."""
+def _list_files(path: Path) -> tuple[list[Path], Path, bool]:
+    """The supported files at `path` (a file or a directory tree), their root, is_dir."""
     path = path.expanduser()
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.is_file() and supported(p)), path
+        return sorted(p for p in path.rglob("*") if p.is_file() and supported(p)), path, True
     if path.is_file():
-        return [path], path.parent
+        return [path], path.parent, False
     raise KnowledgeError(f"{path}: no such file or directory")
 
 

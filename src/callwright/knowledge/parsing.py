@@ -18,7 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+import docx
 import yaml
+from bs4 import BeautifulSoup, CData, FeatureNotFound, NavigableString, Tag
+from bs4.element import PreformattedString
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+from markdown_it import MarkdownIt
+from markdown_it.tree import SyntaxTreeNode
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError, FileNotDecryptedError
 
 MARKDOWN = "text/markdown"
 HTML = "text/html"
@@ -158,8 +167,8 @@ def parse_document(
     parser = _PARSERS[mime]
     try:
         title, blocks, metadata = parser(data, charset)
-    except DocumentError:
-        raise
+    except (DocumentError, ImportError):
+        raise  # ours already say what is wrong; a missing library is the server's fault
     except Exception as exc:  # a library's own error for bad bytes: say which format failed
         raise ParseError(f"could not read {_FORMAT_NAMES[mime]}: {_describe(exc)}") from exc
     return _finish(title, blocks, mime, metadata)
@@ -187,8 +196,16 @@ def _clean(text: str) -> str:
 
 def _normalise(text: str) -> str:
     """Collapse spaces inside lines but keep line breaks: lists and tables are made of them."""
-    lines = (_SPACES.sub(" ", line).strip() for line in _clean(text).split("\n"))
-    return "\n".join(line for line in lines if line)
+    lines: list[str] = []
+    for raw in _clean(text).split("\n"):
+        line = _SPACES.sub(" ", raw).strip()
+        if not line:
+            continue
+        indent = len(raw) - len(raw.lstrip(" "))
+        if indent and _LIST_LINE.match(line):
+            line = " " * min(indent, 12) + line  # a nested list item keeps its depth
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _flat(text: str) -> str:
@@ -328,9 +345,6 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
 
 
 def _parse_markdown(data: bytes, charset: str | None) -> _Parsed:
-    from markdown_it import MarkdownIt
-    from markdown_it.tree import SyntaxTreeNode
-
     text = _decode_text(data, charset).replace("\r\n", "\n").replace("\r", "\n")
     metadata, body = _split_front_matter(text)
     md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
@@ -491,8 +505,6 @@ def _decode_html(data: bytes, charset: str | None) -> str:
 
 
 def _soup(markup: str) -> Any:
-    from bs4 import BeautifulSoup, FeatureNotFound
-
     try:
         return BeautifulSoup(markup, "lxml")  # repairs unclosed <p> and <li> like browsers
     except FeatureNotFound:
@@ -500,8 +512,6 @@ def _soup(markup: str) -> Any:
 
 
 def _is_text(node: Any) -> bool:
-    from bs4 import CData, NavigableString, PreformattedString
-
     if not isinstance(node, NavigableString):
         return False
     return not isinstance(node, PreformattedString) or isinstance(node, CData)
@@ -509,8 +519,6 @@ def _is_text(node: Any) -> bool:
 
 def _inline(node: Any) -> str:
     """Text of an element as a reader sees it: <br> breaks, nested blocks spaced apart."""
-    from bs4 import Tag
-
     parts: list[str] = []
     for child in node.children:
         if _is_text(child):
@@ -537,8 +545,6 @@ class _HtmlReader:
         self.outline = _Outline()
 
     def walk(self, element: Any) -> None:
-        from bs4 import Tag
-
         buffer: list[str] = []
         for child in element.children:
             if _is_text(child):
@@ -577,8 +583,6 @@ class _HtmlReader:
             self.walk(tag)
 
     def _list(self, tag: Any, depth: int) -> list[str]:
-        from bs4 import Tag
-
         lines: list[str] = []
         number = 1
         if tag.name == "ol":
@@ -650,11 +654,46 @@ def _parse_html(data: bytes, charset: str | None) -> _Parsed:
 # PDF
 
 
-def _parse_pdf(data: bytes, charset: str | None) -> _Parsed:
-    from pypdf import PdfReader
-    from pypdf.constants import PasswordType
-    from pypdf.errors import DependencyError, FileNotDecryptedError
+def _pdf_paragraphs(text: str) -> list[str]:
+    """Paragraphs of one page's text, which has line breaks but seldom blank lines.
 
+    Wrapped prose runs close to the full width, so a line well short of the page's usual
+    length ends its paragraph (or is a heading or label: its own block either way).
+    """
+    lines = [_flat(line) for line in _clean(text).split("\n")]
+    lengths = sorted(len(line) for line in lines if line)
+    if not lengths:
+        return []
+    short = 0.75 * lengths[int(0.9 * (len(lengths) - 1))]
+    paragraphs: list[str] = []
+    current: list[str] = []
+
+    def flush() -> None:
+        if current:
+            paragraphs.append(_join_wrapped(current))
+            current.clear()
+
+    closed = False  # the line before was short: a new paragraph starts, or the list goes on
+    for line in lines:
+        if not line:
+            flush()
+            closed = False
+            continue
+        is_item = _LIST_LINE.match(line) is not None
+        in_list = bool(current) and _LIST_LINE.match(current[0]) is not None
+        if current and (closed or is_item) and not (in_list and is_item):
+            flush()
+        # "exam-" + "ple" is one word broken by the line; "well-known" seldom starts lower.
+        if current and re.search(r"\w-$", current[-1]) and line[:1].islower():
+            current[-1] = current[-1][:-1] + line
+        else:
+            current.append(line)
+        closed = len(line) < short
+    flush()
+    return [p for p in paragraphs if p]
+
+
+def _parse_pdf(data: bytes, charset: str | None) -> _Parsed:
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted:
         try:
@@ -669,13 +708,7 @@ def _parse_pdf(data: bytes, charset: str | None) -> _Parsed:
     try:
         pages = list(reader.pages)
         for page in pages:
-            text = _clean(page.extract_text() or "")
-            # "exam-\nple" is one word broken by the line, "well-known" rarely starts lower.
-            text = re.sub(r"(\w)-[ \t]*\n[ \t]*(?=[a-z])", r"\1", text)
-            for paragraph in re.split(r"\n[ \t]*\n", text):
-                joined = _join_wrapped(paragraph.split("\n"))
-                if joined:
-                    blocks.append(Block(joined))
+            blocks.extend(Block(p) for p in _pdf_paragraphs(page.extract_text() or ""))
     except FileNotDecryptedError as exc:
         raise ParseError("could not read PDF: it is encrypted with a password") from exc
     if not blocks:
@@ -747,10 +780,6 @@ def _check_zip(data: bytes) -> None:
 
 
 def _parse_docx(data: bytes, charset: str | None) -> _Parsed:
-    import docx
-    from docx.table import Table
-    from docx.text.paragraph import Paragraph
-
     _check_zip(data)
     document = docx.Document(io.BytesIO(data))
     outline = _Outline()

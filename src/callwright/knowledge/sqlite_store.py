@@ -202,11 +202,13 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
             f"AND c.kb_id IN ({kb_marks}) {tag_clause} "
             "ORDER BY bm25(kb_chunks_fts) LIMIT :limit"
         )
+        if query is not None:
+            # before taking a connection: loading the index needs one of its own
+            await self._ready_index(filt.tenant_id)
         async with self.db.sessions() as s:
             rows = (await s.execute(sql, params)).all()
             vscores: dict[int, float] = {}
             if query is not None and rows:
-                await self._ready_index(filt.tenant_id)
                 vscores = self.index.scores_for(filt.tenant_id, query, [r[0] for r in rows])
             return await self._hydrate(
                 s, filt.tenant_id, [(int(r[0]), vscores.get(int(r[0])), float(r[1])) for r in rows]

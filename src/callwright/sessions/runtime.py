@@ -17,10 +17,12 @@ from typing import Any, ClassVar
 
 from callwright.agents.config import AgentConfig
 from callwright.engines.registry import EngineHub
+from callwright.knowledge.service import KnowledgeService
 from callwright.pipeline.endpointing import TranscriptEndpointing
 from callwright.pipeline.events import (
     AgentSpeechEnded,
     InterruptionEvent,
+    KnowledgeEvent,
     SessionEvent,
     TranscriptEvent,
     TurnMetricsEvent,
@@ -117,6 +119,7 @@ class RecordingOutput:
             "tool_call",
             "error",
             "agent_speech_ended",
+            "knowledge",
             "end",
         }
     )
@@ -164,6 +167,7 @@ class Call:
             RecordingOutput(output, self),
             output_rate=info.output_format.sample_rate,
             tap=self.recorder,
+            context=runtime.knowledge.retriever(agent) if runtime.knowledge else None,
         )
         self._pending = _Pending()
         self._wake = asyncio.Event()
@@ -200,10 +204,17 @@ class Call:
                 "text": event.text if isinstance(event, AgentSpeechEnded) else event.heard_text,
                 "interrupted": isinstance(event, InterruptionEvent),
                 "metrics": None,
+                "knowledge": None,
+                "flagged": False,
                 "at": now,
             }
             if event.turn == 0:  # greeting / prompts: no metrics event follows
                 self._pending.turns.append(self._last_agent)
+        elif isinstance(event, KnowledgeEvent):
+            agent_turn = self._last_agent
+            if agent_turn is not None and agent_turn["index"] == event.turn:
+                agent_turn["knowledge"] = {"used": event.used, "grounding": event.grounding}
+                agent_turn["flagged"] = bool(event.grounding and event.grounding.get("flagged"))
         elif isinstance(event, TurnMetricsEvent):
             agent_turn = self._last_agent
             if agent_turn is not None and agent_turn["index"] == event.metrics.turn:
@@ -243,6 +254,8 @@ class Call:
                         text=turn["text"],
                         interrupted=turn["interrupted"],
                         metrics=turn["metrics"],
+                        knowledge=turn.get("knowledge"),
+                        flagged=bool(turn.get("flagged")),
                         started_at=turn["at"],
                     )
             await repo.add_events(tenant, self.call_id, pending.events)  # one transaction
@@ -318,6 +331,7 @@ class CallRuntime:
         db: Database | None = None,
         recordings: RecordingStore | None = None,
         default_agent: str | None = None,
+        knowledge: KnowledgeService | None = None,
     ) -> None:
         if not agents:
             raise ValueError("no agents configured")
@@ -325,6 +339,7 @@ class CallRuntime:
         self.hub = hub
         self.db = db
         self.recordings = recordings
+        self.knowledge = knowledge
         self.default_agent = default_agent or next(iter(agents))
         self.versions: dict[str, int] = {a: 1 for a in agents}
         self.active: dict[str, Call] = {}
@@ -338,8 +353,14 @@ class CallRuntime:
                 self.versions[agent.agent_id] = await repo.save_version(
                     agent.tenant_id, agent.agent_id, agent.model_dump(mode="json")
                 )
+        if self.knowledge is not None:
+            for agent in self.agents.values():
+                for problem in await self.knowledge.check_agent(agent):
+                    log.warning("%s", problem)
         if preload:
             for agent in self.agents.values():
+                if self.knowledge is not None:
+                    await self.knowledge.warm(agent)
                 engines = await load_engines(self.hub, agent)
                 warmup = getattr(engines.llm, "warmup", None)
                 if warmup is not None:  # the first caller should not pay for the system prompt

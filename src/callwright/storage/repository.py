@@ -73,6 +73,8 @@ class TurnRecord:
     interrupted: bool
     started_at: datetime
     metrics: dict[str, Any] | None
+    knowledge: dict[str, Any] | None = None  # passages used, grounding check
+    flagged: bool = False  # the grounding check found unsupported facts
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,8 @@ def _turn(row: Turn) -> TurnRecord:
         interrupted=row.interrupted,
         started_at=row.started_at,
         metrics=row.metrics,
+        knowledge=row.knowledge,
+        flagged=row.flagged,
     )
 
 
@@ -407,6 +411,8 @@ class CallRepository:
         interrupted: bool = False,
         started_at: datetime | None = None,
         metrics: Mapping[str, Any] | None = None,
+        knowledge: Mapping[str, Any] | None = None,
+        flagged: bool = False,
     ) -> None:
         """Record one side of a turn; writing the same (index, role) again replaces it,
         so a retried or corrected write is harmless."""
@@ -421,6 +427,8 @@ class CallRepository:
             "interrupted": interrupted,
             "started_at": _utc(started_at, "started_at"),
             "metrics": None if metrics is None else dict(metrics),
+            "knowledge": None if knowledge is None else dict(knowledge),
+            "flagged": flagged,
         }
         async with self._sessions() as s, s.begin():
             await self._require_call(s, tenant_id, call_id)
@@ -434,6 +442,8 @@ class CallRepository:
                         "interrupted": stmt.excluded.interrupted,
                         "started_at": stmt.excluded.started_at,
                         "metrics": stmt.excluded.metrics,
+                        "knowledge": stmt.excluded.knowledge,
+                        "flagged": stmt.excluded.flagged,
                     },
                 )
             )

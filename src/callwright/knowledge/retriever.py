@@ -1,0 +1,138 @@
+"""Knowledge in a live call: the `ContextProvider` a session asks before each reply.
+
+It searches the agent's knowledge bases with the caller's final words, puts the best
+passages (numbered, short) in front of them for the LLM, remembers results for
+repeated questions in this call, and checks the answer against what it supplied.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from callwright.knowledge.grounding import check_grounding
+from callwright.knowledge.search import KnowledgeSearch, SearchParams, SearchResult
+from callwright.pipeline.context import TurnContext
+
+NO_MATCH_NOTE = (
+    "(No reference information matches this question. Unless your instructions answer "
+    "it, say you do not know and offer to take a message.)"
+)
+
+
+@dataclass(slots=True, frozen=True)
+class RetrievalSettings:
+    kb_names: tuple[str, ...]
+    access_tags: frozenset[str]
+    params: SearchParams
+    max_passage_chars: int = 400  # every character is prefill on a CPU LLM
+    cite: bool = True
+    grounding_check: bool = True
+    cache_size: int = 32
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("? "), cut.rfind("! "))
+    return cut[: end + 1] if end > limit // 2 else cut.rsplit(" ", 1)[0] + "..."
+
+
+class KnowledgeRetriever:
+    """One per call: the cache is this caller's, the search is shared."""
+
+    def __init__(
+        self,
+        search: KnowledgeSearch,
+        tenant_id: str,
+        settings: RetrievalSettings,
+        *,
+        instructions: str = "",
+    ) -> None:
+        self.search = search
+        self.tenant_id = tenant_id
+        self.settings = settings
+        self.instructions = instructions  # evidence too: facts from the system prompt
+        self._cache: OrderedDict[str, SearchResult] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    async def lookup(self, text: str) -> tuple[SearchResult, bool]:
+        key = _normalise(text)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            self.hits += 1
+            return cached, True
+        self.misses += 1
+        result = await self.search.search(
+            self.tenant_id,
+            self.settings.kb_names,
+            text,
+            access_tags=self.settings.access_tags,
+            params=self.settings.params,
+        )
+        self._cache[key] = result
+        while len(self._cache) > self.settings.cache_size:
+            self._cache.popitem(last=False)
+        return result, False
+
+    async def for_user_turn(self, text: str) -> TurnContext | None:
+        t0 = time.perf_counter()
+        result, cached = await self.lookup(text)
+        passages = [_clip(h.text, self.settings.max_passage_chars) for h in result.hits]
+        if passages:
+            lines = "\n".join(f"[{i}] {p}" for i, p in enumerate(passages, start=1))
+            cite = " Cite the numbers you used, like [1]." if self.settings.cite else ""
+            content = (
+                f"Reference information for this question:\n{lines}\n"
+                f"(Answer from it.{cite})\n\nCaller: {text}"
+            )
+        else:
+            content = f"{NO_MATCH_NOTE}\n\nCaller: {text}"
+        record = {
+            "kbs": list(self.settings.kb_names),
+            "query": text,
+            "relevant": result.relevant,
+            "cached": cached,
+            "dropped": result.dropped,
+            "passages": passages,
+            "hits": [
+                {
+                    "n": i,
+                    "chunk_id": h.chunk_id,
+                    "kb": h.kb_name,
+                    "source": h.source,
+                    "headings": h.headings,
+                    "score": round(h.score, 6),
+                    "vector_score": None if h.vector_score is None else round(h.vector_score, 4),
+                }
+                for i, h in enumerate(result.hits, start=1)
+            ],
+            "timings_ms": {
+                **({} if cached else result.timings_ms),
+                "total_ms": round((time.perf_counter() - t0) * 1000, 2),
+            },
+        }
+        return TurnContext(content=content, record=record)
+
+    def check_answer(self, answer: str, context: TurnContext) -> dict[str, object] | None:
+        if not self.settings.grounding_check or not answer.strip():
+            return None
+        evidence = [
+            *context.record.get("passages", []),
+            self.instructions,
+            str(context.record.get("query", "")),
+        ]
+        grounding = check_grounding(answer, evidence)
+        hits = context.record.get("hits", [])
+        out = grounding.to_dict()
+        out["cited_chunks"] = [h["chunk_id"] for h in hits if h["n"] in grounding.cited]
+        return out

@@ -1,0 +1,102 @@
+"""Fusion, thresholds and the per-call retriever."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from callwright.engines.registry import EngineHub
+from callwright.knowledge.retriever import NO_MATCH_NOTE, KnowledgeRetriever, RetrievalSettings
+from callwright.knowledge.search import SearchParams, rrf_fuse
+from callwright.knowledge.service import KnowledgeService
+from callwright.knowledge.types import ChunkHit, KnowledgeBaseNotFound
+from callwright.storage.db import Database
+
+
+def _hit(i: int, v: float | None = None, k: float | None = None) -> ChunkHit:
+    return ChunkHit(i, 1, 1, i, f"t{i}", [], "s", None, vector_score=v, keyword_score=k)
+
+
+def test_rrf_fuse_rewards_agreement() -> None:
+    vec = [_hit(1, v=0.9), _hit(2, v=0.8), _hit(3, v=0.7)]
+    kw = [_hit(3, k=5.0), _hit(4, k=4.0)]
+    fused = rrf_fuse([vec, kw], k=10)
+    assert [h.chunk_id for h in fused][:2] == [3, 1]  # 3 is in both lists
+    three = fused[0]
+    assert three.vector_score == 0.7 and three.keyword_score == 5.0  # both scores kept
+    assert fused[0].score == pytest.approx(1 / 13 + 1 / 11)
+    # a low keyword weight lets the vector order win
+    assert rrf_fuse([vec, kw], k=10, weights=[1.0, 0.1])[0].chunk_id == 1
+
+
+def test_search_params_validate() -> None:
+    with pytest.raises(ValueError):
+        SearchParams(top_k=5, candidates=2)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[KnowledgeService]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}")
+    await db.migrate()
+    hub = EngineHub()
+    svc = KnowledgeService(db, hub)
+    d = tmp_path / "clinic"
+    d.mkdir()
+    (d / "faq.md").write_text(
+        "# FAQ\n\n## Parking\nThe Pier Road garage charges 3 dollars for two hours.\n\n"
+        "## Flu shots\nFlu vaccines are given every Tuesday from 9 am.\n\n"
+        "## Lab results\nBlood test results arrive within two working days.\n"
+    )
+    await svc.sync_directory("default", d)
+    yield svc
+    await svc.aclose()
+    await hub.aclose()
+    await db.aclose()
+
+
+async def test_threshold_refuses_off_topic(service: KnowledgeService) -> None:
+    on = await service.search.search("default", ["clinic"], "when can I get my flu jab")
+    assert on.relevant and "Tuesday" in on.hits[0].text
+    off = await service.search.search("default", ["clinic"], "who won the football game last night")
+    assert not off.relevant and off.dropped > 0
+    everything = await service.search.search(
+        "default", ["clinic"], "who won the football game last night",
+        params=SearchParams(min_score=None),
+    )  # fmt: skip
+    assert everything.hits  # the threshold, not the store, removed them
+
+
+async def test_unknown_kb_is_a_clear_error(service: KnowledgeService) -> None:
+    with pytest.raises(KnowledgeBaseNotFound, match="nope"):
+        await service.search.search("default", ["nope"], "hello")
+    # another tenant does not see this tenant's knowledge base
+    with pytest.raises(KnowledgeBaseNotFound):
+        await service.search.search("acme", ["clinic"], "parking")
+
+
+async def test_retriever_builds_the_turn_and_caches(service: KnowledgeService) -> None:
+    settings = RetrievalSettings(
+        kb_names=("clinic",), access_tags=frozenset({"public"}), params=SearchParams(top_k=2)
+    )
+    r = KnowledgeRetriever(service.search, "default", settings, instructions="You are Anna.")
+    ctx = await r.for_user_turn("How much is parking?")
+    assert ctx is not None
+    assert ctx.content.startswith("Reference information for this question:\n[1] FAQ > Parking")
+    assert ctx.content.endswith("Caller: How much is parking?")
+    assert ctx.record["relevant"] and ctx.record["hits"][0]["source"] == "faq.md"
+    assert ctx.record["cached"] is False
+    again = await r.for_user_turn("how much is parking")  # same words: from the cache
+    assert again is not None and again.record["cached"] is True and r.hits == 1
+
+    ok = r.check_answer("Parking costs 3 dollars for two hours [1].", ctx)
+    assert ok is not None and ok["flagged"] is False
+    assert ok["cited_chunks"] == [ctx.record["hits"][0]["chunk_id"]]
+    bad = r.check_answer("Parking costs 7 dollars at the Marina garage.", ctx)
+    assert bad is not None and bad["flagged"] is True
+    assert set(bad["unsupported"]) >= {"7", "marina"}
+
+    none = await r.for_user_turn("what is the capital of mongolia")
+    assert none is not None and none.content.startswith(NO_MATCH_NOTE)
+    assert none.record["relevant"] is False

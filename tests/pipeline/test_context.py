@@ -1,0 +1,94 @@
+"""A session with a context provider: what the LLM sees, what is spoken, what is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from callwright.engines.base import ChatMessage
+from callwright.engines.scripted import ScriptedLLM
+from callwright.pipeline.context import TurnContext
+
+from .conftest import silence, tone
+
+
+class Passages:
+    """A provider that adds a fixed passage and flags answers that lack its number."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.asked: list[str] = []
+
+    async def for_user_turn(self, text: str) -> TurnContext | None:
+        self.asked.append(text)
+        if self.fail:
+            raise ConnectionError("knowledge store is down")
+        return TurnContext(
+            content=f"[1] Parking costs 3 dollars.\n\nCaller: {text}",
+            record={"hits": [{"n": 1, "chunk_id": 7}]},
+        )
+
+    def check_answer(self, answer: str, context: TurnContext) -> dict[str, Any] | None:
+        return {"flagged": "3" not in answer, "answer": answer}
+
+
+class RecordingLLM(ScriptedLLM):
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply=reply)
+        self.seen: list[list[tuple[str, str]]] = []
+
+    async def stream(self, messages: Sequence[ChatMessage], **kw: Any):  # type: ignore[override]
+        self.seen.append([(m.role, m.content) for m in messages])
+        async for delta in super().stream(messages, **kw):
+            yield delta
+
+
+async def test_context_reaches_the_llm_and_the_history(make_session):
+    llm = RecordingLLM("Parking is 3 dollars [1]. Anything else?")
+    provider = Passages()
+    h = await make_session(llm=llm, context=provider)
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_ended", within=10)
+    assert provider.asked == ["what time do you open on saturday"]
+    # the LLM saw the passage with the caller's words
+    assert llm.seen[-1][-1] == (
+        "user",
+        "[1] Parking costs 3 dollars.\n\nCaller: what time do you open on saturday",
+    )
+    # the citation marker is never spoken, nor kept in what the caller heard
+    spoken = " ".join(e.text for e in h.out.of("agent_text"))
+    assert "[1]" not in spoken and "3 dollars" in spoken
+    assert h.out.of("agent_speech_ended")[0].text == "Parking is 3 dollars. Anything else?"
+    # history: the words in `messages`, the augmented turn replayed to the LLM
+    conv = h.session.conversation
+    assert conv.messages[0].content == "what time do you open on saturday"
+    assert conv.for_llm()[1].content.startswith("[1] Parking costs 3 dollars.")
+    knowledge = h.out.of("knowledge")
+    assert len(knowledge) == 1 and knowledge[0].used == {"hits": [{"n": 1, "chunk_id": 7}]}
+    assert knowledge[0].grounding["flagged"] is False
+    assert "[1]" in knowledge[0].grounding["answer"]  # the check sees the citations
+    metrics = h.out.of("turn_metrics")[0].to_dict()
+    assert metrics["retrieval_ms"] is not None and metrics["retrieval_done_ms"] is not None
+
+
+async def test_second_turn_replays_the_first_turns_context(make_session):
+    llm = RecordingLLM("Noted.")
+    h = await make_session(llm=llm, context=Passages())
+    for _ in range(2):
+        await h.feed(tone(1.0) + silence(0.2))
+        await h.feed_until("agent_speech_ended", within=10)
+        await h.feed(silence(0.3))
+    second = llm.seen[-1]
+    assert [r for r, _ in second] == ["system", "user", "assistant", "user"]
+    # byte-identical first turn: a prompt cache reuses it
+    assert second[1] == llm.seen[0][-1]
+
+
+async def test_failed_context_still_answers(make_session):
+    h = await make_session(context=Passages(fail=True))
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_ended", within=10)
+    errors = h.out.of("error")
+    assert errors and errors[0].code == "context_failed" and "down" in errors[0].message
+    assert h.out.of("knowledge") == []
+    assert h.out.of("agent_speech_ended")[0].text.startswith("We open at nine")
