@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -47,16 +49,24 @@ def tone_wav(path: Path, secs: float = 1.0, rate: int = 16000, tail: float = 0.1
     return path
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[Server]:
-    agents = tmp_path / "agents"
-    agents.mkdir()
-    (agents / "echo.yaml").write_text(AGENT)
+@contextlib.asynccontextmanager
+async def run_server(
+    tmp_path: Path, agents: dict[str, str], default_agent: str, **settings: Any
+) -> AsyncIterator[Server]:
+    """The real server on a free port, with these agent files (name -> YAML)."""
+    agents_dir = tmp_path / "agents"
+    agents_dir.mkdir(exist_ok=True)
+    for name, text in agents.items():
+        (agents_dir / f"{name}.yaml").write_text(text)
     port = free_port()
-    settings = ServerSettings(
-        port=port, agents_dir=agents, data_dir=tmp_path / "data", default_agent="echo"
+    config = ServerSettings(
+        port=port,
+        agents_dir=agents_dir,
+        data_dir=tmp_path / "data",
+        default_agent=default_agent,
+        **settings,
     )
-    app = create_app(settings)
+    app = create_app(config)
     srv = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -71,8 +81,16 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
     while not srv.started:
         assert not task.done(), "server failed to start"
         await asyncio.sleep(0.02)
-    yield Server(
-        f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/voice", app, tmp_path / "data"
-    )
-    srv.should_exit = True
-    await task
+    try:
+        yield Server(
+            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/voice", app, tmp_path / "data"
+        )
+    finally:
+        srv.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[Server]:
+    async with run_server(tmp_path, {"echo": AGENT}, "echo") as srv:
+        yield srv

@@ -109,3 +109,16 @@ def test_barge_in_stops_the_agent(server: ServerProcess, tmp_path: Path) -> None
     last = after.max() if after.size else barge
     # VAD start + interruption_min_secs + a partial decode + the flush: well under 1.5 s
     assert last - barge < 1.5, (barge, last)
+
+
+def test_answer_from_the_knowledge_base(server: ServerProcess, tmp_path: Path) -> None:
+    """The garage on Pier Road is only in knowledge/clinic/getting-here.html."""
+    prompt = (REPO / "agents" / "clinic-receptionist.yaml").read_text().lower()
+    assert "pier" not in prompt  # the fact is not in the agent's own prompt
+    q = make_speech("Where can I park my car near the clinic?", tmp_path / "q.wav", speed=140)
+    result = call(server, tmp_path / "out", str(q))
+    knowledge = [e for e in result["events"] if e["type"] == "knowledge"]
+    assert knowledge, [e["type"] for e in result["events"]]
+    assert any(h["source"] == "getting-here.html" for h in knowledge[-1]["used"]["hits"])
+    heard = transcribe(tmp_path / "out" / "agent.wav")
+    assert "pier" in heard, heard

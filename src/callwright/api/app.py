@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from callwright import __version__
 from callwright.agents.config import AgentConfig
 from callwright.agents.loader import load_agent_dir
-from callwright.api import routes
+from callwright.api import knowledge_routes, routes
 from callwright.api.settings import ServerSettings
 from callwright.engines.registry import EngineHub
 from callwright.knowledge.fetch import FetchPolicy
@@ -103,6 +103,7 @@ def create_app(
         allow_headers=["*"],
     )
     app.include_router(routes.router)
+    app.include_router(knowledge_routes.router)
 
     @app.websocket("/v1/voice")
     async def voice(ws: WebSocket) -> None:

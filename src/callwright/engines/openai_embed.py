@@ -207,7 +207,7 @@ class OpenAIEmbedder:
                 detail = f" (asked to retry after {wait:.0f} s; not waiting that long)"
             elif retryable:
                 detail = f" ({attempt + 1} attempt(s))"
-            elif status in (401, 403) and not self._has_key:
+            elif status in (401, 403) and not self._has_key and self._key_env:
                 detail = f" (no API key was sent: ${self._key_env} is not set)"
             raise EngineError(
                 f"embedding server at {self.url} answered HTTP {status}: {message}{detail}"
