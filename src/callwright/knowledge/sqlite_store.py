@@ -14,12 +14,16 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callwright.knowledge.keywords import keyword_terms
+from callwright.knowledge.keywords import keyword_terms, prune_common
 from callwright.knowledge.sql_store import SqlKnowledgeStore
 from callwright.knowledge.types import ChunkHit, SearchFilter
 from callwright.knowledge.vector_index import VectorIndex
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 class SqliteKnowledgeStore(SqlKnowledgeStore):
     name = "sqlite"
     STALE_CHECK_SECS = 2.0
+    INLINE_ROWS = 20_000  # smaller indexes are searched on the loop: cheaper than a thread hop
 
     def __init__(self, db: Database) -> None:
         if not db.is_sqlite:
@@ -43,11 +48,28 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
         self._checked: dict[str, float] = {}
         self._checking: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
+        # document frequency of each indexed (stemmed) term, from FTS5's vocabulary
+        self._df: dict[str, int] = {}
+        self._df_total = 0
+        self._df_stale = True
+        self._df_loading = False
+        # Searches read through their own small pool: the main engine has a single
+        # connection (SQLite's one writer), and a search must not queue behind a
+        # call's batched writes, nor the vector and keyword halves behind each other.
+        # WAL mode lets these readers run beside the writer.
+        database = make_url(db.url).database
+        self._reader: AsyncEngine = (
+            create_async_engine(db.url, pool_size=3, max_overflow=2)
+            if database not in (None, "", ":memory:") and not str(database).startswith("file:")
+            else db.engine
+        )
 
     async def aclose(self) -> None:
         for task in list(self._background):
             task.cancel()
         self._background.clear()
+        if self._reader is not self.db.engine:
+            await self._reader.dispose()
 
     # ------------------------------------------------------------ write hooks
     async def _after_insert_chunks(self, s: AsyncSession, rows: list[KnowledgeChunk]) -> None:
@@ -83,8 +105,10 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
                 np.vstack([r.embedding for r in added]),
             )
         self._loaded[tenant_id] += 1
+        self._df_stale = True
 
     async def _after_delete(self, tenant_id: str, ids: list[int], kb_id: int | None = None) -> None:
+        self._df_stale = True
         if tenant_id not in self._loaded:
             return
         self.index.remove(tenant_id, ids)
@@ -140,9 +164,29 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
             revision = await self._revision(tenant_id)
             if revision != self._loaded.get(tenant_id):
                 self._loaded.pop(tenant_id, None)
+                self._df_stale = True
                 await self._load(tenant_id)
         finally:
             self._checking.discard(tenant_id)
+
+    async def _load_df(self) -> None:
+        """Term document frequencies (all tenants: a pruning heuristic, not a filter)."""
+        try:
+            async with self.db.sessions() as s:
+                total = await s.scalar(text("SELECT count(*) FROM kb_chunks_fts"))
+                rows = (await s.execute(text("SELECT term, doc FROM kb_chunks_fts_vocab"))).all()
+            self._df = {str(t): int(d) for t, d in rows}
+            self._df_total = int(total or 0)
+        finally:
+            self._df_loading = False
+
+    def _refresh_df(self) -> None:
+        if self._df_stale and not self._df_loading:
+            self._df_stale = False
+            self._df_loading = True
+            task = asyncio.create_task(self._load_df())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _ready_index(self, tenant_id: str) -> None:
         if tenant_id not in self._loaded:
@@ -166,13 +210,55 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
         await self._load(tenant_id)
 
     # ------------------------------------------------------------ search
+    # Searches use plain Core statements on one connection, details joined in: at 100k
+    # chunks the ORM session and a second hydrating query cost more than the search.
+    _HIT_COLUMNS = (
+        "c.id, c.kb_id, c.document_id, c.ordinal, c.text, c.headings, d.source, d.title, k.name"
+    )
+    _HIT_JOINS = (
+        "JOIN kb_documents AS d ON d.id = c.document_id JOIN knowledge_bases AS k ON k.id = c.kb_id"
+    )
+
+    @staticmethod
+    def _hit(row: Sequence[Any], vscore: float | None, kscore: float | None) -> ChunkHit:
+        return ChunkHit(
+            chunk_id=int(row[0]),
+            kb_id=int(row[1]),
+            document_id=int(row[2]),
+            ordinal=int(row[3]),
+            text=row[4],
+            headings=list(json.loads(row[5]) if isinstance(row[5], str) else row[5] or []),
+            source=row[6],
+            title=row[7],
+            kb_name=row[8],
+            vector_score=vscore,
+            keyword_score=kscore,
+            score=vscore if vscore is not None else (kscore or 0.0),
+        )
+
     async def vector_search(
         self, filt: SearchFilter, query: np.ndarray, limit: int
     ) -> list[ChunkHit]:
         await self._ready_index(filt.tenant_id)
-        found = self.index.search(filt.tenant_id, query, filt.kb_ids, filt.access_tags, limit)
-        async with self.db.sessions() as s:
-            return await self._hydrate(s, filt.tenant_id, [(c, v, None) for c, v in found])
+        args = (filt.tenant_id, query, filt.kb_ids, filt.access_tags, limit)
+        if self.index.rows(filt.tenant_id) >= self.INLINE_ROWS:
+            # ~10 ms of matrix product at 100k chunks: off the loop (NumPy releases the
+            # GIL), so live calls' audio never waits for it and keyword search overlaps
+            found = await asyncio.to_thread(self.index.search, *args)
+        else:
+            found = self.index.search(*args)
+        if not found:
+            return []
+        ids = ",".join(str(c) for c, _ in found)
+        # coalesce() keeps SQLite's planner off the tenant index (it would scan the
+        # tenant's chunks instead of looking up these ids); the tenant check stays
+        sql = text(
+            f"SELECT {self._HIT_COLUMNS} FROM kb_chunks AS c {self._HIT_JOINS} "
+            f"WHERE c.id IN ({ids}) AND coalesce(c.tenant_id, '') = :tenant"
+        )
+        async with self._reader.connect() as conn:
+            rows = {int(r[0]): r for r in (await conn.execute(sql, {"tenant": filt.tenant_id}))}
+        return [self._hit(rows[c], v, None) for c, v in found if c in rows]
 
     async def keyword_search(
         self, filt: SearchFilter, text_query: str, limit: int, query: np.ndarray | None = None
@@ -180,6 +266,15 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
         terms = keyword_terms(text_query)
         if not terms or not filt.kb_ids or limit <= 0:
             return []
+        if not self._df and self._df_stale:
+            self._df_stale = False
+            self._df_loading = True
+            await self._load_df()  # the first search waits; later refreshes do not
+        else:
+            self._refresh_df()
+        terms = prune_common(terms, self._df, self._df_total)
+        if not terms:
+            return []  # only very common words: nothing for keywords to rank by
         match = " OR ".join(json.dumps(t) for t in terms)  # quoted: no FTS5 operators
         kb_marks = ",".join(str(int(k)) for k in filt.kb_ids)
         params: dict[str, object] = {"match": match, "tenant": filt.tenant_id, "limit": limit}
@@ -195,24 +290,25 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
                 "AND EXISTS (SELECT 1 FROM json_each(c.access_tags) AS j "
                 f"WHERE j.value IN ({','.join(names)}))"
             )
+        # rank and filter first, join the details of the top rows only
         sql = text(
-            "SELECT c.id, -bm25(kb_chunks_fts) AS rank FROM kb_chunks_fts "
+            f"SELECT {self._HIT_COLUMNS}, top.rank FROM ("
+            "SELECT c.id AS id, -bm25(kb_chunks_fts) AS rank FROM kb_chunks_fts "
             "JOIN kb_chunks AS c ON c.id = kb_chunks_fts.rowid "
-            f"WHERE kb_chunks_fts MATCH :match AND c.tenant_id = :tenant "
+            "WHERE kb_chunks_fts MATCH :match AND c.tenant_id = :tenant "
             f"AND c.kb_id IN ({kb_marks}) {tag_clause} "
             "ORDER BY bm25(kb_chunks_fts) LIMIT :limit"
+            f") AS top JOIN kb_chunks AS c ON c.id = top.id {self._HIT_JOINS} "
+            "ORDER BY top.rank DESC"
         )
         if query is not None:
-            # before taking a connection: loading the index needs one of its own
             await self._ready_index(filt.tenant_id)
-        async with self.db.sessions() as s:
-            rows = (await s.execute(sql, params)).all()
-            vscores: dict[int, float] = {}
-            if query is not None and rows:
-                vscores = self.index.scores_for(filt.tenant_id, query, [r[0] for r in rows])
-            return await self._hydrate(
-                s, filt.tenant_id, [(int(r[0]), vscores.get(int(r[0])), float(r[1])) for r in rows]
-            )
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(sql, params)).all()
+        vscores: dict[int, float] = {}
+        if query is not None and rows:
+            vscores = self.index.scores_for(filt.tenant_id, query, [int(r[0]) for r in rows])
+        return [self._hit(r, vscores.get(int(r[0])), float(r[9])) for r in rows]
 
     async def chunk_count(self, tenant_id: str) -> int:
         async with self.db.sessions() as s:

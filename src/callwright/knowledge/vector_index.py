@@ -63,6 +63,9 @@ class VectorIndex:
     def __len__(self) -> int:
         return sum(r.size - r.dead for r in self._rows.values())
 
+    def rows(self, tenant_id: str) -> int:
+        return sum(r.size for (t, _), r in self._rows.items() if t == tenant_id)
+
     def clear(self, tenant_id: str | None = None) -> None:
         if tenant_id is None:
             self._rows.clear()

@@ -330,6 +330,7 @@ class KnowledgeJob(Base):
 DIALECT_ONLY_TABLES = frozenset(
     {
         "kb_chunks_fts",
+        "kb_chunks_fts_vocab",
         "kb_chunks_fts_data",
         "kb_chunks_fts_idx",
         "kb_chunks_fts_content",

@@ -157,6 +157,8 @@ def upgrade() -> None:
         op.execute(
             "CREATE VIRTUAL TABLE kb_chunks_fts USING fts5(text, tokenize='porter unicode61')"
         )
+        # term -> number of chunks: lets searches skip terms that are in most chunks
+        op.execute("CREATE VIRTUAL TABLE kb_chunks_fts_vocab USING fts5vocab(kb_chunks_fts, 'row')")
     elif dialect == "postgresql":
         op.execute(
             "ALTER TABLE kb_chunks ADD COLUMN tsv tsvector "
@@ -169,6 +171,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
+        op.execute("DROP TABLE IF EXISTS kb_chunks_fts_vocab")
         op.execute("DROP TABLE IF EXISTS kb_chunks_fts")
     op.drop_index("ix_kb_jobs_tenant_id_created_at", table_name="kb_jobs")
     op.drop_table("kb_jobs")
