@@ -87,8 +87,9 @@ async def _make_store(kind: str, tmp: str) -> tuple[KnowledgeStore, Database, An
         db = Database(f"sqlite+aiosqlite:///{tmp}/bench.db")
         await db.migrate()
         return SqliteKnowledgeStore(db), db, None
-    from callwright.knowledge.pg_store import PostgresKnowledgeStore
     from tests.pgvector_server import start_pgvector
+
+    from callwright.knowledge.pg_store import PostgresKnowledgeStore
 
     server = start_pgvector(Path(tmp) / "pg")
     db = Database(server.database_url("postgres"))

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from callwright.knowledge.keywords import keyword_terms, prune_common
 from callwright.knowledge.sql_store import SqlKnowledgeStore
