@@ -132,7 +132,7 @@ async def evaluate(threshold: float) -> dict[str, Any]:
                 "answerable_kept": round(sum(s >= t for s in best_ok) / len(best_ok), 3),
                 "unanswerable_refused": round(sum(s < t for s in best_no) / len(best_no), 3),
             }
-            for t in (0.78, 0.80, 0.82, 0.84, 0.86)
+            for t in (0.78, 0.80, 0.80, 0.84, 0.86)
         }
         out["threshold"] = {
             "min_score": threshold,

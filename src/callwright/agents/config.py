@@ -86,7 +86,7 @@ class KnowledgeConfig(_Strict):
     candidates: int = Field(20, ge=1, le=200)
     search: Literal["hybrid", "vector", "keyword"] = "hybrid"
     min_score: float | None = Field(
-        0.82, ge=-1, le=1, description="cosine below which a passage is not relevant"
+        0.80, ge=-1, le=1, description="cosine below which a passage is not relevant"
     )
     access_tags: list[str] = Field(
         default_factory=lambda: ["public"], description="document tags this agent may read"

@@ -8,6 +8,7 @@ content words and let the ranker (bm25 / ts_rank) weigh them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import snowballstemmer
@@ -32,12 +33,19 @@ STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 _PORTER = snowballstemmer.stemmer("porter")
+_ENGLISH = snowballstemmer.stemmer("english")
 
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """Porter stem, as SQLite's FTS5 `porter` tokenizer indexes the word."""
     return str(_PORTER.stemWord(word))
+
+
+@lru_cache(maxsize=65536)
+def stem_english(word: str) -> str:
+    """Snowball English stem, as PostgreSQL's `english` text search config indexes it."""
+    return str(_ENGLISH.stemWord(word))
 
 
 def prune_common(
@@ -48,6 +56,7 @@ def prune_common(
     max_df: float = 0.01,
     cheap_postings: int = 1000,
     max_terms: int = 3,
+    stemmer: Callable[[str], str] = stem,
 ) -> list[str]:
     """The informative terms of a query: leaving out any found in more than `max_df`
     of all chunks (and in over `cheap_postings`), and when the rest would still rank
@@ -64,7 +73,7 @@ def prune_common(
     if total <= 0 or not terms:
         return terms
     limit = max(max_df * total, cheap_postings)
-    df = {t: doc_freq.get(stem(t), 0) for t in terms}
+    df = {t: doc_freq.get(stemmer(t), 0) for t in terms}
     unknown = {t for t in terms if df[t] == 0}
     known = sorted((t for t in terms if 0 < df[t] <= limit), key=lambda t: df[t])
     if sum(df[t] for t in known) > cheap_postings * max_terms:

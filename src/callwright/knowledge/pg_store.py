@@ -18,8 +18,11 @@ generated `tsv` column (english stemming, GIN index), ranked by `ts_rank_cd`.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,7 +33,7 @@ from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from callwright.knowledge.keywords import keyword_terms
+from callwright.knowledge.keywords import keyword_terms, prune_common, stem_english
 from callwright.knowledge.sql_store import SqlKnowledgeStore
 from callwright.knowledge.types import ChunkHit, KnowledgeError, SearchFilter
 from callwright.storage.db import Database
@@ -98,10 +101,61 @@ def tsquery_text(terms: Sequence[str]) -> str:
 class PostgresKnowledgeStore(SqlKnowledgeStore):
     name = "postgresql"
 
+    DF_REFRESH_SECS = 60.0
+
     def __init__(self, db: Database) -> None:
         if db.dialect != "postgresql":
             raise ValueError("PostgresKnowledgeStore needs a PostgreSQL database")
         super().__init__(db)
+        # term document frequencies from ts_stat, refreshed in the background: the
+        # same pruning of very common terms as the embedded store (keywords.py)
+        self._df: dict[str, int] = {}
+        self._df_total = 0
+        self._df_at = 0.0
+        self._df_stale = True
+        self._df_task: asyncio.Task[None] | None = None
+
+    async def aclose(self) -> None:
+        if self._df_task is not None:
+            self._df_task.cancel()
+        await super().aclose()
+
+    async def _load_df(self) -> None:
+        try:
+            async with self.db.sessions() as s:
+                total = await s.scalar(text("SELECT count(*) FROM kb_chunks"))
+                rows = (
+                    await s.execute(
+                        text("SELECT word, ndoc FROM ts_stat('SELECT tsv FROM kb_chunks')")
+                    )
+                ).all()
+            self._df = {str(w): int(n) for w, n in rows}
+            self._df_total = int(total or 0)
+        except Exception:  # statistics only make searches cheaper; never fail one
+            logging.getLogger(__name__).warning("could not read term statistics", exc_info=True)
+        finally:
+            self._df_at = time.monotonic()
+            self._df_task = None
+
+    def _refresh_df(self) -> None:
+        """Other processes write too: refresh at most once a minute, and after writes."""
+        due = self._df_stale or time.monotonic() - self._df_at > self.DF_REFRESH_SECS
+        if due and self._df_task is None:
+            self._df_stale = False
+            self._df_task = asyncio.create_task(self._load_df())
+
+    async def _after_replace(
+        self,
+        tenant_id: str,
+        kb_id: int,
+        removed: list[int],
+        added: list[Any],
+        tags: list[str],
+    ) -> None:
+        self._df_stale = True
+
+    async def _after_delete(self, tenant_id: str, ids: list[int], kb_id: int | None = None) -> None:
+        self._df_stale = True
 
     def _server(self) -> str:
         url = make_url(self.db.url)
@@ -254,7 +308,11 @@ class PostgresKnowledgeStore(SqlKnowledgeStore):
     ) -> list[ChunkHit]:
         params: dict[str, Any] = {"limit": int(limit)}
         where = self._filters(filt, params)
-        terms = tsquery_text(keyword_terms(text_query))
+        self._refresh_df()
+        words = prune_common(
+            keyword_terms(text_query), self._df, self._df_total, stemmer=stem_english
+        )
+        terms = tsquery_text(words)
         if where is None or limit <= 0 or not terms:
             return []
         params["terms"] = terms

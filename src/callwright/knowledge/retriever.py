@@ -93,7 +93,8 @@ class KnowledgeRetriever:
             cite = " Cite the numbers you used, like [1]." if self.settings.cite else ""
             content = (
                 f"Reference information for this question:\n{lines}\n"
-                f"(Answer from it.{cite})\n\nCaller: {text}"
+                f"(Answer from it if it answers the question; otherwise say you do not "
+                f"know.{cite})\n\nCaller: {text}"
             )
         else:
             content = f"{NO_MATCH_NOTE}\n\nCaller: {text}"

@@ -48,7 +48,7 @@ class SearchParams:
     top_k: int = 3
     candidates: int = 20  # taken from each of vector and keyword search before fusion
     mode: SearchMode = "hybrid"
-    min_score: float | None = 0.82  # cosine; None keeps everything (debugging)
+    min_score: float | None = 0.80  # cosine; None keeps everything (debugging)
     # Tuned on the clinic evaluation set (docs/benchmarks.md): callers paraphrase, so
     # keyword ranks count for less than vector ranks, and a small k lets the top ranks
     # of each list dominate.
