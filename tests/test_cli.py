@@ -56,3 +56,32 @@ def test_doctor_reports_each_engine(tmp_path: Path) -> None:
 def test_call_refuses_a_missing_wav(tmp_path: Path) -> None:
     res = cli("call", "--wav", str(tmp_path / "nope.wav"), "--out", str(tmp_path / "o"))
     assert res.returncode != 0 and "no such file" in res.stderr
+
+
+def test_kb_commands(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "faq.md").write_text(
+        "# FAQ\n\n## Parking\nThe Pier Road garage charges 3 dollars for two hours.\n\n"
+        "## Flu shots\nFlu vaccines are given every Tuesday morning.\n"
+    )
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 not a pdf")
+    res = cli("kb", "ingest", "faq", str(docs), "--data-dir", data)
+    assert res.returncode == 1, res.stdout + res.stderr  # one document failed...
+    assert "added" in res.stdout and "faq.md" in res.stdout
+    assert "failed" in res.stdout and "broken.pdf" in res.stdout  # ...and says why
+    listed = cli("kb", "list", "--data-dir", data)
+    assert listed.returncode == 0 and "faq" in listed.stdout and "1 docs" in listed.stdout
+    found = cli("kb", "search", "where do i leave my car", "--kb", "faq", "--json",
+                "--data-dir", data)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)["hits"]
+    assert "3 dollars" in hits[0]["text"] and hits[0]["source"] == "faq.md"
+    again = cli("kb", "ingest", "faq", str(docs / "faq.md"), "--data-dir", data)
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    missing = cli("kb", "search", "x", "--kb", "nope", "--data-dir", data)
+    assert missing.returncode == 2 and "nope" in missing.stderr
+    gone = cli("kb", "delete", "faq", "--yes", "--data-dir", data)
+    assert gone.returncode == 0
+    assert "faq" not in cli("kb", "list", "--data-dir", data).stdout

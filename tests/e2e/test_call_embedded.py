@@ -112,13 +112,16 @@ def test_barge_in_stops_the_agent(server: ServerProcess, tmp_path: Path) -> None
 
 
 def test_answer_from_the_knowledge_base(server: ServerProcess, tmp_path: Path) -> None:
-    """The garage on Pier Road is only in knowledge/clinic/getting-here.html."""
+    """The garage's price is only in knowledge/clinic/getting-here.html."""
     prompt = (REPO / "agents" / "clinic-receptionist.yaml").read_text().lower()
-    assert "pier" not in prompt  # the fact is not in the agent's own prompt
-    q = make_speech("Where can I park my car near the clinic?", tmp_path / "q.wav", speed=140)
+    for fact in ("garage", "pier", "3 dollars", "2 dollars"):
+        assert fact not in prompt  # the facts are not in the agent's own prompt
+    q = make_speech("How much does the parking garage cost?", tmp_path / "q.wav", speed=140)
     result = call(server, tmp_path / "out", str(q))
     knowledge = [e for e in result["events"] if e["type"] == "knowledge"]
     assert knowledge, [e["type"] for e in result["events"]]
     assert any(h["source"] == "getting-here.html" for h in knowledge[-1]["used"]["hits"])
     heard = transcribe(tmp_path / "out" / "agent.wav")
-    assert "pier" in heard, heard
+    # any of the garage passage's facts (none is in the prompt; the 0.5B model picks one)
+    facts = ("$3", "3 dollars", "three dollars", "$2", "2 dollars", "two dollars", "pier")
+    assert any(fact in heard for fact in facts), heard

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import free_port, need_tools
+from ..conftest import REPO, free_port, need_tools
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -37,6 +37,22 @@ greeting: null
 engines:
   asr: {{name: whisper, options: {{model: tiny.en}}}}
   llm: {{name: scripted, options: {{reply: "You said {{user}}."}}}}
+  tts: {{name: espeak}}
+  vad: {{name: silero}}
+  tts_fallback: null
+turn_taking:
+  idle_reprompt_secs: null
+  idle_hangup_secs: null
+"""
+KB_AGENT_ID = "browser-kb"
+KB_AGENT_YAML = f"""
+agent_id: {KB_AGENT_ID}
+agent_name: Browser Knowledge Agent
+prompts: {{system: You answer from the clinic's documents.}}
+knowledge_sources: [clinic]
+engines:
+  asr: {{name: whisper, options: {{model: tiny.en}}}}
+  llm: {{name: scripted, options: {{reply: "Please see the appointments desk [1]."}}}}
   tts: {{name: espeak}}
   vad: {{name: silero}}
   tts_fallback: null
@@ -110,11 +126,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     agents = root / "agents"
     agents.mkdir()
     (agents / f"{AGENT_ID}.yaml").write_text(AGENT_YAML)
+    (agents / f"{KB_AGENT_ID}.yaml").write_text(KB_AGENT_YAML)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = root / "server.log"
     cmd = [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--agents-dir", str(agents), "--data-dir", str(root / "data")]
+    cmd += ["--knowledge-dir", str(REPO / "knowledge"), "--default-agent", AGENT_ID]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             cmd,
@@ -282,4 +300,26 @@ def test_embedded_widget_calls_the_agent(server: str, tmp_path: Path) -> None:
         page.click(".callwright-widget .fab")  # the same button hangs up
         page.wait_for_function("() => window.__callwright.state === 'ended'")
         assert "Talk to us" in page.inner_text(".callwright-widget .fab")
+        assert not errors, errors
+
+
+def test_transcript_shows_the_sources_of_an_answer(server: str, tmp_path: Path) -> None:
+    wav = _speech_wav(tmp_path / "caller.wav", lead_secs=1.0, tail_secs=4.0)
+    with browser_page(wav, tmp_path / "profile") as (page, errors):
+        page.goto(f"{server}/?agent={KB_AGENT_ID}")
+        page.wait_for_selector("#agent:not([disabled])")
+        page.click("#start")
+        line = page.wait_for_selector("#lines .cw-sources", timeout=CALL_TIMEOUT_MS)
+        assert line is not None
+        text = line.inner_text()
+        # passages from the clinic's documents, numbered as the LLM saw them
+        assert "Sources: [1] " in text and (".md" in text or ".html" in text), text
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('#lines .cw-agent .cw-text')]
+                .some(e => /appointments desk/i.test(e.textContent))""",
+            timeout=CALL_TIMEOUT_MS,
+        )
+        spoken = page.inner_text("#lines .cw-agent .cw-text")
+        assert "[1]" not in spoken  # citations are shown as sources, never spoken
+        page.click("#hangup")
         assert not errors, errors

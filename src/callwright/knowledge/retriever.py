@@ -93,8 +93,9 @@ class KnowledgeRetriever:
             cite = " Cite the numbers you used, like [1]." if self.settings.cite else ""
             content = (
                 f"Reference information for this question:\n{lines}\n"
-                f"(Answer from it if it answers the question; otherwise say you do not "
-                f"know.{cite})\n\nCaller: {text}"
+                "(Answer from it if it answers the question; otherwise say you do not "
+                f"know. Never mention the reference information itself.{cite})"
+                f"\n\nCaller: {text}"
             )
         else:
             content = f"{NO_MATCH_NOTE}\n\nCaller: {text}"

@@ -514,6 +514,9 @@
         case "tool_call":
           this.system("Tool call: " + ev.name + "(" + ev.arguments + ")");
           break;
+        case "knowledge":
+          this.sources(ev);
+          break;
         case "error":
           this.system("Error: " + (ev.message || ev.code), "cw-error");
           break;
@@ -523,6 +526,23 @@
         default:
           break;
       }
+    }
+
+    /** Where the agent's answer came from: the passages' sources, and a grounding flag. */
+    sources(ev) {
+      const hits = (ev.used && ev.used.hits) || [];
+      const names = hits.map((h) => {
+        const section = (h.headings || []).slice(-1)[0];
+        return "[" + h.n + "] " + h.source + (section ? " > " + section : "");
+      });
+      const flagged = ev.grounding && ev.grounding.flagged;
+      const text = names.length
+        ? "Sources: " + names.join("; ")
+        : "No matching knowledge for this question.";
+      this.system(
+        text + (flagged ? " (unverified: " + ev.grounding.unsupported.join(", ") + ")" : ""),
+        "cw-sources" + (flagged ? " cw-flagged" : "")
+      );
     }
 
     ended(reason) {
