@@ -100,3 +100,21 @@ async def test_retriever_builds_the_turn_and_caches(service: KnowledgeService) -
     none = await r.for_user_turn("what is the capital of mongolia")
     assert none is not None and none.content.startswith(NO_MATCH_NOTE)
     assert none.record["relevant"] is False
+
+
+async def test_final_reuses_a_confident_partial(service: KnowledgeService) -> None:
+    settings = RetrievalSettings(
+        kb_names=("clinic",), access_tags=frozenset({"public"}), params=SearchParams(top_k=2)
+    )
+    r = KnowledgeRetriever(service.search, "default", settings)
+    early = await r.prefetch("how much does parking at the garage")
+    assert early is not None and early.prefix and early.content.startswith(early.prefix)
+    final = await r.for_user_turn("How much does parking at the garage cost?")
+    assert final is not None and final.record["from_partial"] is True
+    assert final.prefix == early.prefix  # the LLM's read-ahead stays valid
+    assert final.content == early.prefix + "How much does parking at the garage cost?"
+    # a final that is not an extension of the partial is searched afresh
+    await r.prefetch("flu shots")
+    other = await r.for_user_turn("when do blood test results arrive")
+    assert other is not None and other.record["from_partial"] is False
+    assert "Lab results" in other.content

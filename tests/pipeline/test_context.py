@@ -59,10 +59,10 @@ async def test_context_reaches_the_llm_and_the_history(make_session):
     spoken = " ".join(e.text for e in h.out.of("agent_text"))
     assert "[1]" not in spoken and "3 dollars" in spoken
     assert h.out.of("agent_speech_ended")[0].text == "Parking is 3 dollars. Anything else?"
-    # history: the words in `messages`, the augmented turn replayed to the LLM
+    # history: the caller's words only; the passages were in that turn's prompt
     conv = h.session.conversation
     assert conv.messages[0].content == "what time do you open on saturday"
-    assert conv.for_llm()[1].content.startswith("[1] Parking costs 3 dollars.")
+    assert conv.for_llm()[1].content == "what time do you open on saturday"
     knowledge = h.out.of("knowledge")
     assert len(knowledge) == 1 and knowledge[0].used == {"hits": [{"n": 1, "chunk_id": 7}]}
     assert knowledge[0].grounding["flagged"] is False
@@ -71,7 +71,7 @@ async def test_context_reaches_the_llm_and_the_history(make_session):
     assert metrics["retrieval_ms"] is not None and metrics["retrieval_done_ms"] is not None
 
 
-async def test_second_turn_replays_the_first_turns_context(make_session):
+async def test_passages_stay_in_their_own_turn(make_session):
     llm = RecordingLLM("Noted.")
     h = await make_session(llm=llm, context=Passages())
     for _ in range(2):
@@ -80,8 +80,9 @@ async def test_second_turn_replays_the_first_turns_context(make_session):
         await h.feed(silence(0.3))
     second = llm.seen[-1]
     assert [r for r, _ in second] == ["system", "user", "assistant", "user"]
-    # byte-identical first turn: a prompt cache reuses it
-    assert second[1] == llm.seen[0][-1]
+    # the first turn's passages are gone from the second turn's prompt; its own are there
+    assert second[1] == ("user", "what time do you open on saturday")
+    assert second[3][1].startswith("[1] Parking costs 3 dollars.")
 
 
 async def test_failed_context_still_answers(make_session):
@@ -92,3 +93,44 @@ async def test_failed_context_still_answers(make_session):
     assert errors and errors[0].code == "context_failed" and "down" in errors[0].message
     assert h.out.of("knowledge") == []
     assert h.out.of("agent_speech_ended")[0].text.startswith("We open at nine")
+
+
+class Prefetching(Passages):
+    def __init__(self) -> None:
+        super().__init__()
+        self.partials: list[str] = []
+
+    async def prefetch(self, partial: str) -> TurnContext | None:
+        self.partials.append(partial)
+        prefix = "[1] Parking costs 3 dollars.\n\nCaller: "
+        return TurnContext(content=prefix + partial, prefix=prefix)
+
+    async def for_user_turn(self, text: str) -> TurnContext | None:
+        ctx = await super().for_user_turn(text)
+        assert ctx is not None
+        ctx.prefix = "[1] Parking costs 3 dollars.\n\nCaller: "
+        return ctx
+
+
+class PrefillingLLM(RecordingLLM):
+    def __init__(self, reply: str) -> None:
+        super().__init__(reply)
+        self.prefilled: list[list[tuple[str, str]]] = []
+
+    async def prefill(self, messages: Sequence[ChatMessage], *, session_key: str | None) -> None:
+        self.prefilled.append([(m.role, m.content) for m in messages])
+
+
+async def test_passages_are_read_while_the_caller_speaks(make_session):
+    llm = PrefillingLLM("Noted.")
+    provider = Prefetching()
+    h = await make_session(llm=llm, context=provider)
+    await h.feed(tone(1.5) + silence(0.2))
+    await h.feed_until("agent_speech_ended", within=10)
+    assert provider.partials, "a partial transcript was prefetched"
+    assert llm.prefilled, "the LLM read the prompt ahead of the end of turn"
+    ahead = llm.prefilled[0]
+    assert ahead[-1] == ("user", "[1] Parking costs 3 dollars.\n\nCaller: ")
+    final = llm.seen[-1]
+    # the turn's prompt starts with exactly what was read ahead: a cached prefix
+    assert final[:-1] == ahead[:-1] and final[-1][1].startswith(ahead[-1][1])

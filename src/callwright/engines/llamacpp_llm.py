@@ -373,6 +373,20 @@ class LlamaCppLLM:
             )
         )
 
+    def _prefill_sync(self, messages: Any, session_key: str | None) -> None:
+        self._switch_session(session_key)
+        self._llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
+
+    async def prefill(self, messages: Sequence[ChatMessage], *, session_key: str | None) -> None:
+        """Evaluate a conversation's prompt ahead of its turn (retrieved passages while
+        the caller is still speaking): the turn then reuses it as a cached prefix.
+        Queued like any request, so it never delays a reply already generating."""
+        if self._closed:
+            return
+        await asyncio.wrap_future(
+            self._executor.submit(self._prefill_sync, messages_for_template(messages), session_key)
+        )
+
     async def aclose(self) -> None:
         self._closed = True
         await asyncio.to_thread(self._executor.shutdown, True)

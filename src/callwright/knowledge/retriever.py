@@ -61,6 +61,7 @@ class KnowledgeRetriever:
         self.settings = settings
         self.instructions = instructions  # evidence too: facts from the system prompt
         self._cache: OrderedDict[str, SearchResult] = OrderedDict()
+        self._partial: tuple[str, SearchResult] | None = None
         self.hits = 0
         self.misses = 0
 
@@ -84,26 +85,60 @@ class KnowledgeRetriever:
             self._cache.popitem(last=False)
         return result, False
 
+    async def prefetch(self, partial: str) -> TurnContext | None:
+        """Search on a partial transcript; `for_user_turn` on a final that extends it
+        reuses the result, so the passages the LLM may already have read stay the same."""
+        result, _ = await self.lookup(partial)
+        self._partial = (_normalise(partial), result)
+        return self._build(partial, result, cached=False, t0=time.perf_counter())
+
+    def _from_partial(self, text: str) -> SearchResult | None:
+        if self._partial is None:
+            return None
+        partial, result = self._partial
+        final = _normalise(text)
+        # the caller said more after the partial: keep its passages when the partial
+        # was most of the question (a confident partial), else search again
+        if final.startswith(partial) and len(partial.split()) >= 0.6 * len(final.split()):
+            return result
+        return None
+
     async def for_user_turn(self, text: str) -> TurnContext | None:
         t0 = time.perf_counter()
+        early = self._from_partial(text)
+        self._partial = None
+        if early is not None:
+            return self._build(text, early, cached=True, t0=t0, from_partial=True)
         result, cached = await self.lookup(text)
+        return self._build(text, result, cached=cached, t0=t0)
+
+    def _build(
+        self,
+        text: str,
+        result: SearchResult,
+        *,
+        cached: bool,
+        t0: float,
+        from_partial: bool = False,
+    ) -> TurnContext:
         passages = [_clip(h.text, self.settings.max_passage_chars) for h in result.hits]
         if passages:
             lines = "\n".join(f"[{i}] {p}" for i, p in enumerate(passages, start=1))
             cite = " Cite the numbers you used, like [1]." if self.settings.cite else ""
-            content = (
+            prefix = (
                 f"Reference information for this question:\n{lines}\n"
                 "(Answer from it if it answers the question; otherwise say you do not "
                 f"know. Never mention the reference information itself.{cite})"
-                f"\n\nCaller: {text}"
+                "\n\nCaller: "
             )
         else:
-            content = f"{NO_MATCH_NOTE}\n\nCaller: {text}"
+            prefix = f"{NO_MATCH_NOTE}\n\nCaller: "
         record = {
             "kbs": list(self.settings.kb_names),
             "query": text,
             "relevant": result.relevant,
             "cached": cached,
+            "from_partial": from_partial,
             "dropped": result.dropped,
             "passages": passages,
             "hits": [
@@ -123,7 +158,7 @@ class KnowledgeRetriever:
                 "total_ms": round((time.perf_counter() - t0) * 1000, 2),
             },
         }
-        return TurnContext(content=content, record=record)
+        return TurnContext(content=prefix + text, record=record, prefix=prefix)
 
     def check_answer(self, answer: str, context: TurnContext) -> dict[str, object] | None:
         if not self.settings.grounding_check or not answer.strip():

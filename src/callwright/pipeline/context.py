@@ -17,6 +17,9 @@ from typing import Any, Protocol
 class TurnContext:
     content: str  # the user message as the LLM sees it
     record: dict[str, Any] = field(default_factory=dict)  # kept with the turn (sources used)
+    # the part of `content` before the caller's words: the same for a partial and its
+    # final, so an LLM may read it while the caller is still speaking
+    prefix: str = ""
 
 
 class ContextProvider(Protocol):
@@ -26,4 +29,10 @@ class ContextProvider(Protocol):
 
     def check_answer(self, answer: str, context: TurnContext) -> dict[str, Any] | None:
         """After the reply: e.g. a grounding check. `{"flagged": True, ...}` marks the turn."""
+        ...
+
+
+class PrefetchingContextProvider(ContextProvider, Protocol):
+    async def prefetch(self, partial: str) -> TurnContext | None:
+        """Context for a partial transcript; a final that extends it may reuse it."""
         ...

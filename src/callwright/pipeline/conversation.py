@@ -2,8 +2,10 @@
 
 The system prompt stays first and unchanged so engines with a prompt cache reuse it
 every turn. Assistant turns hold only what the caller heard: an interrupted reply is
-cut to the words played. A user turn may carry context (retrieved passages) that the
-LLM saw with it: the history replays exactly that, while `messages` keeps the words.
+cut to the words played. The history keeps the caller's words only: context added to
+a turn (retrieved passages) is in that turn's prompt and nowhere after, so passages
+never pile up (on a CPU LLM every history token is prefill, and a history that
+overflows its bound invalidates the whole prompt cache).
 """
 
 from __future__ import annotations
@@ -19,21 +21,15 @@ class Conversation:
     max_messages: int = 40
     max_chars: int = 4000  # ~1000 tokens of history: small LLM contexts overflow otherwise
     messages: list[ChatMessage] = field(default_factory=list)
-    contexts: dict[int, str] = field(default_factory=dict)  # message index -> LLM content
 
     def add_user(self, text: str) -> int:
         """Add the caller's words; returns the message's index."""
         # two user utterances in a row (the agent never answered) merge into one
         if self.messages and self.messages[-1].role == "user":
             self.messages[-1].content = f"{self.messages[-1].content} {text}".strip()
-            self.contexts.pop(len(self.messages) - 1, None)  # stale for the merged words
         else:
             self.messages.append(ChatMessage(role="user", content=text))
         return len(self.messages) - 1
-
-    def set_context(self, index: int, content: str) -> None:
-        if 0 <= index < len(self.messages) and self.messages[index].role == "user":
-            self.contexts[index] = content
 
     def add_assistant(self, text: str) -> ChatMessage:
         msg = ChatMessage(role="assistant", content=text)
@@ -46,9 +42,6 @@ class Conversation:
         used = 0
         for index in range(len(self.messages) - 1, first - 1, -1):
             msg = self.messages[index]
-            content = self.contexts.get(index)
-            if content is not None:
-                msg = ChatMessage(role=msg.role, content=content)
             used += len(msg.content)
             if recent and used > self.max_chars:
                 break

@@ -187,7 +187,6 @@ class _Reply:
     audible: bool = False
     late_before: int = 0  # the pacer's late-frame count when this reply started
     context: TurnContext | None = None  # what the LLM got with the caller's words
-    user_index: int | None = None  # the caller's message in the conversation, once committed
 
 
 class VoiceSession:
@@ -248,6 +247,7 @@ class VoiceSession:
         self._utterance: _Utterance | None = None
         self._eot: _EndOfTurn | None = None
         self._pause_decode: asyncio.Task[Transcript] | None = None
+        self._prefetching: asyncio.Task[None] | None = None
         self._reply: _Reply | None = None
         self._turn = 0
         self._idle_anchor: float | None = None
@@ -507,6 +507,8 @@ class VoiceSession:
             text = t.result().text.strip()
             if text and not utt.backchannel:
                 self._emit(TranscriptEvent(turn=self._turn + 1, text=text, final=False))
+                if not utt.over_agent or utt.decided:
+                    self._prefetch_context(text)
             if (
                 utt.over_agent
                 and not utt.decided
@@ -521,6 +523,32 @@ class VoiceSession:
                     utt.backchannel = True
 
         task.add_done_callback(done)
+
+    def _prefetch_context(self, partial: str) -> None:
+        """While the caller speaks: fetch context for the partial, and let the LLM read
+        it (history + passages) so the end of turn leaves only the caller's words to
+        prefill. On a CPU LLM the passages are most of a turn's prompt (~1.5 s for two)."""
+        prefetch = getattr(self.context, "prefetch", None)
+        prefill = getattr(self.engines.llm, "prefill", None)
+        if prefetch is None or self._prefetching is not None:
+            return
+
+        async def run() -> None:
+            try:
+                ctx = await prefetch(partial)
+                if ctx is None or not ctx.prefix or prefill is None or self._reply is not None:
+                    return
+                messages = [
+                    *self.conversation.for_llm(),
+                    ChatMessage(role="user", content=ctx.prefix),
+                ]
+                await prefill(messages, session_key=self.session_id)
+            except Exception:  # only a head start: the turn itself does the real work
+                log.debug("context prefetch failed in session %s", self.session_id, exc_info=True)
+            finally:
+                self._prefetching = None
+
+        self._prefetching = self._spawn(run(), "prefetch")
 
     # -- timers (audio time)
     def _check_timers(self) -> None:
@@ -562,22 +590,17 @@ class VoiceSession:
             self._refresh_idle_anchor()
             return
         self._turn += 1
-        index = self.conversation.add_user(text)
+        self.conversation.add_user(text)
         self._emit(TranscriptEvent(turn=self._turn, text=text, final=True))
         reply = self._reply
         now = self._now()
         if reply is not None and reply.kind == "reply" and not reply.gate.is_set():
             reply.metrics.end_of_turn = now
-            reply.user_index = index
-            if reply.context is not None:  # the history keeps what the LLM was given
-                self.conversation.set_context(index, reply.context.content)
             reply.gate.set()
             return
         metrics = self._new_metrics(eot, speculative=False)
         metrics.end_of_turn = now
-        self._start_reply(
-            self._turn, metrics, self.conversation.for_llm(), gate_open=True, user_index=index
-        )
+        self._start_reply(self._turn, metrics, self.conversation.for_llm(), gate_open=True)
 
     def _new_metrics(self, eot: _EndOfTurn, *, speculative: bool) -> TurnMetrics:
         m = TurnMetrics(
@@ -623,8 +646,6 @@ class VoiceSession:
             return
         reply.context = ctx
         messages[-1] = ChatMessage(role="user", content=ctx.content)
-        if reply.user_index is not None:
-            self.conversation.set_context(reply.user_index, ctx.content)
 
     async def _llm_text(self, reply: _Reply, messages: list[ChatMessage]) -> AsyncIterator[str]:
         await self._with_context(reply, messages)
@@ -669,13 +690,12 @@ class VoiceSession:
         *,
         gate_open: bool,
         kind: str = "reply",
-        user_index: int | None = None,
     ) -> None:
         """Start a reply spoken from `source`: fixed text, or the LLM on these messages."""
         gate = asyncio.Event()
         if gate_open:
             gate.set()
-        reply = _Reply(turn=turn, metrics=metrics, gate=gate, kind=kind, user_index=user_index)
+        reply = _Reply(turn=turn, metrics=metrics, gate=gate, kind=kind)
         if isinstance(source, list):
             source = self._llm_text(reply, source)
         reply.late_before = self._pacer.stats.late_frames if self._pacer else 0
