@@ -83,7 +83,7 @@ async def test_retriever_builds_the_turn_and_caches(service: KnowledgeService) -
     r = KnowledgeRetriever(service.search, "default", settings, instructions="You are Anna.")
     ctx = await r.for_user_turn("How much is parking?")
     assert ctx is not None
-    assert ctx.content.startswith("Reference information for this question:\n[1] FAQ > Parking")
+    assert ctx.content.startswith("Facts (cite like [1]):\n[1] FAQ > Parking")
     assert ctx.content.endswith("Caller: How much is parking?")
     assert ctx.record["relevant"] and ctx.record["hits"][0]["source"] == "faq.md"
     assert ctx.record["cached"] is False
@@ -105,6 +105,14 @@ async def test_retriever_builds_the_turn_and_caches(service: KnowledgeService) -
 async def test_final_reuses_a_confident_partial(service: KnowledgeService) -> None:
     settings = RetrievalSettings(
         kb_names=("clinic",), access_tags=frozenset({"public"}), params=SearchParams(top_k=2)
+    )
+    r = KnowledgeRetriever(service.search, "default", settings)
+    assert await r.prefetch("how much does parking") is None  # off unless configured
+    settings = RetrievalSettings(
+        kb_names=("clinic",),
+        access_tags=frozenset({"public"}),
+        params=SearchParams(top_k=2),
+        prefetch_on_partial=True,
     )
     r = KnowledgeRetriever(service.search, "default", settings)
     early = await r.prefetch("how much does parking at the garage")

@@ -94,6 +94,12 @@ class KnowledgeConfig(_Strict):
     max_passage_chars: int = Field(400, ge=50, le=4000)
     cite: bool = True
     grounding_check: bool = True
+    prefetch_on_partial: bool = Field(
+        False,
+        description="search on a confident partial and let the LLM read the passages while "
+        "the caller speaks (helps long questions; measured no gain with Whisper tiny's "
+        "1 s partials on 2 cores)",
+    )
 
     @model_validator(mode="after")
     def _candidates_cover_top_k(self) -> KnowledgeConfig:
@@ -173,6 +179,14 @@ class AgentConfig(_Strict):
         if self.guardrails:
             rules = "; ".join(g.replace("_", " ") for g in self.guardrails)
             parts.append("Rules you must follow: " + rules + ".")
+        if self.knowledge_sources and self.knowledge.mode != "off":
+            # here, in the cached system prompt, rather than in every turn's message
+            parts.append(
+                "A caller's message may come with numbered facts from our documents. "
+                "Answer from those facts when they answer the question; when they do not, "
+                "say you do not know and offer to take a message. Never mention the facts "
+                "list itself."
+            )
         parts.append(
             "You are speaking on a live voice call: answer in one or two short "
             "spoken sentences, with no lists, markdown or emoji."

@@ -16,10 +16,9 @@ from callwright.knowledge.grounding import check_grounding
 from callwright.knowledge.search import KnowledgeSearch, SearchParams, SearchResult
 from callwright.pipeline.context import TurnContext
 
-NO_MATCH_NOTE = (
-    "(No reference information matches this question. Unless your instructions answer "
-    "it, say you do not know and offer to take a message.)"
-)
+# Kept short: on a CPU LLM every token here is prefill on the live path. How to use
+# the facts is said once, in the agent's (cached) system prompt.
+NO_MATCH_NOTE = "Facts: none found for this question."
 
 
 @dataclass(slots=True, frozen=True)
@@ -30,6 +29,7 @@ class RetrievalSettings:
     max_passage_chars: int = 400  # every character is prefill on a CPU LLM
     cite: bool = True
     grounding_check: bool = True
+    prefetch_on_partial: bool = False
     cache_size: int = 32
 
 
@@ -88,6 +88,8 @@ class KnowledgeRetriever:
     async def prefetch(self, partial: str) -> TurnContext | None:
         """Search on a partial transcript; `for_user_turn` on a final that extends it
         reuses the result, so the passages the LLM may already have read stay the same."""
+        if not self.settings.prefetch_on_partial:
+            return None
         result, _ = await self.lookup(partial)
         self._partial = (_normalise(partial), result)
         return self._build(partial, result, cached=False, t0=time.perf_counter())
@@ -124,13 +126,8 @@ class KnowledgeRetriever:
         passages = [_clip(h.text, self.settings.max_passage_chars) for h in result.hits]
         if passages:
             lines = "\n".join(f"[{i}] {p}" for i, p in enumerate(passages, start=1))
-            cite = " Cite the numbers you used, like [1]." if self.settings.cite else ""
-            prefix = (
-                f"Reference information for this question:\n{lines}\n"
-                "(Answer from it if it answers the question; otherwise say you do not "
-                f"know. Never mention the reference information itself.{cite})"
-                "\n\nCaller: "
-            )
+            cite = " (cite like [1])" if self.settings.cite else ""
+            prefix = f"Facts{cite}:\n{lines}\n\nCaller: "
         else:
             prefix = f"{NO_MATCH_NOTE}\n\nCaller: "
         record = {

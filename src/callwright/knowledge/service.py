@@ -175,6 +175,7 @@ class KnowledgeService:
             max_passage_chars=k.max_passage_chars,
             cite=k.cite,
             grounding_check=k.grounding_check,
+            prefetch_on_partial=k.prefetch_on_partial,
         )
         return KnowledgeRetriever(
             self.search, agent.tenant_id, settings, instructions=agent.system_prompt()
