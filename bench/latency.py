@@ -8,6 +8,7 @@ audio sent, and where it went: VAD stop, ASR final, LLM first token, TTS first a
 
     .venv/bin/python bench/latency.py --callers 1 --out bench/results/latency-1.json
     .venv/bin/python bench/latency.py --callers 2 --out bench/results/latency-2.json
+    .venv/bin/python bench/latency.py --knowledge off ...   # the demo agent without retrieval
 """
 
 from __future__ import annotations
@@ -86,6 +87,12 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=len(QUESTIONS))
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--url", default=None, help="a running server's ws URL (default: start one)")
+    ap.add_argument(
+        "--knowledge",
+        choices=["on", "off"],
+        default="on",
+        help="off: the demo agent without its knowledge base (the pipeline alone)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,9 +105,15 @@ def main() -> None:
         url = args.url
         if url is None:
             t0 = time.monotonic()
-            server = ServerProcess(
-                REPO / "agents", tmpdir / "data", default_agent="clinic-receptionist"
-            )
+            agents = REPO / "agents"
+            if args.knowledge == "off":
+                agents = tmpdir / "agents"
+                agents.mkdir()
+                demo = (REPO / "agents" / "clinic-receptionist.yaml").read_text()
+                (agents / "clinic-receptionist.yaml").write_text(
+                    demo.replace("  mode: auto\n", "  mode: off\n")
+                )
+            server = ServerProcess(agents, tmpdir / "data", default_agent="clinic-receptionist")
             print(f"server ready in {time.monotonic() - t0:.1f} s", flush=True)
             url = server.ws_url
         try:

@@ -61,3 +61,20 @@ def test_json_configs_and_duplicate_ids(tmp_path):
     (tmp_path / "b.yaml").write_text("agent_id: desk\nagent_name: Two\nprompts: {system: hi}\n")
     with pytest.raises(AgentConfigError, match="duplicate agent_id 'desk'"):
         load_agent_dir(tmp_path)
+
+
+def test_knowledge_mode_off_survives_yaml() -> None:
+    import yaml
+
+    from callwright.agents.config import AgentConfig
+
+    data = yaml.safe_load(
+        "agent_id: a\nagent_name: A\nprompts: {system: hi}\n"
+        "knowledge_sources: [clinic]\nknowledge: {mode: off}\n"
+    )
+    assert data["knowledge"]["mode"] is False  # what YAML makes of it
+    agent = AgentConfig.model_validate(data)
+    assert agent.knowledge.mode == "off"
+    assert "numbered facts" not in agent.system_prompt()
+    on = AgentConfig.model_validate({**data, "knowledge": {}})
+    assert "numbered facts" in on.system_prompt()

@@ -101,6 +101,12 @@ class KnowledgeConfig(_Strict):
         "1 s partials on 2 cores)",
     )
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false
+        return "off" if value is False else value
+
     @model_validator(mode="after")
     def _candidates_cover_top_k(self) -> KnowledgeConfig:
         if self.candidates < self.top_k:
