@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,3 +127,25 @@ async def test_final_reuses_a_confident_partial(service: KnowledgeService) -> No
     other = await r.for_user_turn("when do blood test results arrive")
     assert other is not None and other.record["from_partial"] is False
     assert "Lab results" in other.content
+
+
+async def test_retriever_as_a_tool(service: KnowledgeService) -> None:
+    settings = RetrievalSettings(
+        kb_names=("clinic",),
+        access_tags=frozenset({"public"}),
+        params=SearchParams(top_k=1),
+        as_tool=True,
+    )
+    r = KnowledgeRetriever(service.search, "default", settings)
+    assert await r.for_user_turn("how much is parking") is None  # nothing up front
+    [spec] = r.tools()
+    assert spec.name == "search_knowledge" and spec.parameters["required"] == ["query"]
+    ctx = await r.call_tool("search_knowledge", json.dumps({"query": "parking price"}))
+    assert ctx.content.startswith("Facts") and "3 dollars" in ctx.content
+    assert "Caller:" not in ctx.content and ctx.record["via"] == "tool"
+    with pytest.raises(ValueError, match="query"):
+        await r.call_tool("search_knowledge", "{}")
+    with pytest.raises(ValueError, match="JSON"):
+        await r.call_tool("search_knowledge", "{nope")
+    with pytest.raises(LookupError):
+        await r.call_tool("delete_everything", "{}")

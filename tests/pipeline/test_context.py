@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from callwright.engines.base import ChatMessage
+from callwright.engines.base import ChatMessage, LLMDelta, ToolCall, ToolSpec
 from callwright.engines.scripted import ScriptedLLM
 from callwright.pipeline.context import TurnContext
 
@@ -134,3 +135,58 @@ async def test_passages_are_read_while_the_caller_speaks(make_session):
     final = llm.seen[-1]
     # the turn's prompt starts with exactly what was read ahead: a cached prefix
     assert final[:-1] == ahead[:-1] and final[-1][1].startswith(ahead[-1][1])
+
+
+class ToolProvider(Passages):
+    """Gives nothing up front; answers the LLM's search_knowledge calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, str]] = []
+
+    async def for_user_turn(self, text: str) -> TurnContext | None:
+        return None
+
+    def tools(self) -> list[ToolSpec]:
+        return [ToolSpec("search_knowledge", "search", {"type": "object", "properties": {}})]
+
+    async def call_tool(self, name: str, arguments: str) -> TurnContext:
+        self.calls.append((name, arguments))
+        return TurnContext(content="[1] Parking costs 3 dollars.", record={"via": "tool"})
+
+
+class ToolCallingLLM(RecordingLLM):
+    """Calls the tool first, then answers from what it returned."""
+
+    async def stream(self, messages: Sequence[ChatMessage], **kw: Any):  # type: ignore[override]
+        self.seen.append([(m.role, m.content) for m in messages])
+        tool_results = [m.content for m in messages if m.role == "tool"]
+        if kw.get("tools") and not tool_results:
+            args = json.dumps({"query": messages[-1].content})
+            yield LLMDelta(tool_calls=[ToolCall("call-1", "search_knowledge", args)])
+            yield LLMDelta(finish_reason="tool_calls")
+            return
+        fact = tool_results[-1].split("costs ")[-1].rstrip(".") if tool_results else "unknown"
+        for word in f"Parking is {fact}.".split(" "):
+            yield LLMDelta(text=word + " ")
+        yield LLMDelta(finish_reason="stop")
+
+
+async def test_knowledge_as_a_tool_the_llm_calls(make_session):
+    llm = ToolCallingLLM("unused")
+    provider = ToolProvider()
+    h = await make_session(llm=llm, context=provider)
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_ended", within=10)
+    assert provider.calls == [
+        ("search_knowledge", json.dumps({"query": "what time do you open on saturday"}))
+    ]
+    # second round: the tool's answer went back to the LLM, which then spoke
+    roles = [r for r, _ in llm.seen[-1]]
+    assert roles[-2:] == ["assistant", "tool"]
+    assert h.out.of("agent_speech_ended")[0].text == "Parking is 3 dollars."
+    assert [e.name for e in h.out.of("tool_call")] == ["search_knowledge"]
+    knowledge = h.out.of("knowledge")
+    assert knowledge and knowledge[0].used == {"via": "tool"}
+    # the history keeps the words, not the tool exchange
+    assert [m.role for m in h.session.conversation.messages] == ["user", "assistant"]

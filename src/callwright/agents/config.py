@@ -79,8 +79,10 @@ class TurnTakingConfig(_Strict):
 class KnowledgeConfig(_Strict):
     """How the agent uses the knowledge bases named in `knowledge_sources`."""
 
-    mode: Literal["auto", "off"] = Field(
-        "auto", description="auto: retrieve on every caller turn; off: never"
+    mode: Literal["auto", "tool", "off"] = Field(
+        "auto",
+        description="auto: retrieve on every caller turn; tool: the LLM calls "
+        "search_knowledge when it needs to; off: never",
     )
     top_k: int = Field(2, ge=1, le=10, description="passages given to the LLM per turn")
     candidates: int = Field(20, ge=1, le=200)
@@ -185,7 +187,13 @@ class AgentConfig(_Strict):
         if self.guardrails:
             rules = "; ".join(g.replace("_", " ") for g in self.guardrails)
             parts.append("Rules you must follow: " + rules + ".")
-        if self.knowledge_sources and self.knowledge.mode != "off":
+        if self.knowledge_sources and self.knowledge.mode == "tool":
+            parts.append(
+                "To answer questions about us, call the search_knowledge tool with the "
+                "caller's question and answer from what it returns; if it finds nothing, "
+                "say you do not know."
+            )
+        elif self.knowledge_sources and self.knowledge.mode != "off":
             # here, in the cached system prompt, rather than in every turn's message
             parts.append(
                 "A caller's message may come with numbered facts from our documents. "

@@ -7,14 +7,18 @@ repeated questions in this call, and checks the answer against what it supplied.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from callwright.engines.base import ToolSpec
 from callwright.knowledge.grounding import check_grounding
 from callwright.knowledge.search import KnowledgeSearch, SearchParams, SearchResult
 from callwright.pipeline.context import TurnContext
+
+TOOL_NAME = "search_knowledge"
 
 # Kept short: on a CPU LLM every token here is prefill on the live path. How to use
 # the facts is said once, in the agent's (cached) system prompt.
@@ -30,6 +34,7 @@ class RetrievalSettings:
     cite: bool = True
     grounding_check: bool = True
     prefetch_on_partial: bool = False
+    as_tool: bool = False  # the LLM calls search_knowledge instead of every turn searching
     cache_size: int = 32
 
 
@@ -105,7 +110,44 @@ class KnowledgeRetriever:
             return result
         return None
 
+    def tools(self) -> list[ToolSpec]:
+        if not self.settings.as_tool:
+            return []
+        return [
+            ToolSpec(
+                name=TOOL_NAME,
+                description="Search our documents (services, prices, hours, policies) for "
+                "facts that answer the caller's question.",
+                parameters={
+                    "type": "object",
+                    "properties": {"query": {"type": "string", "description": "what to look up"}},
+                    "required": ["query"],
+                    "additionalProperties": False,
+                },
+            )
+        ]
+
+    async def call_tool(self, name: str, arguments: str) -> TurnContext:
+        if name != TOOL_NAME or not self.settings.as_tool:
+            raise LookupError(f"no tool {name!r}")
+        try:
+            args = json.loads(arguments or "{}")
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{TOOL_NAME} arguments are not JSON: {exc}") from None
+        query = args.get("query") if isinstance(args, dict) else None
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"{TOOL_NAME} needs a non-empty 'query' string")
+        t0 = time.perf_counter()
+        result, cached = await self.lookup(query)
+        ctx = self._build(query, result, cached=cached, t0=t0)
+        # what the LLM reads back: the facts alone
+        ctx.content = ctx.prefix.removesuffix("\n\nCaller: ")
+        ctx.record["via"] = "tool"
+        return ctx
+
     async def for_user_turn(self, text: str) -> TurnContext | None:
+        if self.settings.as_tool:
+            return None
         t0 = time.perf_counter()
         early = self._from_partial(text)
         self._partial = None

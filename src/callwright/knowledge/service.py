@@ -176,6 +176,7 @@ class KnowledgeService:
             cite=k.cite,
             grounding_check=k.grounding_check,
             prefetch_on_partial=k.prefetch_on_partial,
+            as_tool=k.mode == "tool",
         )
         return KnowledgeRetriever(
             self.search, agent.tenant_id, settings, instructions=agent.system_prompt()

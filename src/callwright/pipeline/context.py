@@ -9,8 +9,11 @@ with a prompt cache never re-reads an earlier turn.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from callwright.engines.base import ToolSpec
 
 
 @dataclass(slots=True)
@@ -29,6 +32,16 @@ class ContextProvider(Protocol):
 
     def check_answer(self, answer: str, context: TurnContext) -> dict[str, Any] | None:
         """After the reply: e.g. a grounding check. `{"flagged": True, ...}` marks the turn."""
+        ...
+
+
+class ToolContextProvider(ContextProvider, Protocol):
+    """Context the LLM asks for, as tool calls, instead of being handed it."""
+
+    def tools(self) -> Sequence[ToolSpec]: ...
+
+    async def call_tool(self, name: str, arguments: str) -> TurnContext:
+        """Run one call; `content` goes back to the LLM, `record` is kept with the turn."""
         ...
 
 

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +33,8 @@ from callwright.engines.base import (
     ASREngine,
     ChatMessage,
     LLMEngine,
+    ToolCall,
+    ToolSpec,
     Transcript,
     TTSEngine,
     VADEngine,
@@ -647,31 +649,59 @@ class VoiceSession:
         reply.context = ctx
         messages[-1] = ChatMessage(role="user", content=ctx.content)
 
+    MAX_TOOL_ROUNDS = 3
+
     async def _llm_text(self, reply: _Reply, messages: list[ChatMessage]) -> AsyncIterator[str]:
         await self._with_context(reply, messages)
-        stream = self.engines.llm.stream(
-            messages,
-            max_tokens=self.settings.max_tokens,
-            temperature=self.settings.temperature,
-            session_key=self.session_id,
-        )
-        try:
-            async for delta in stream:
-                if reply.metrics.llm_first_token is None and (delta.text or delta.tool_calls):
-                    reply.metrics.llm_first_token = self._now()
-                for call in delta.tool_calls:
-                    self._emit(
-                        ToolCallEvent(
-                            turn=reply.turn,
-                            name=call.name,
-                            arguments=call.arguments,
+        tools: Sequence[ToolSpec] = ()
+        tools_of = getattr(self.context, "tools", None)
+        if tools_of is not None:
+            tools = tools_of()
+        for _round in range(self.MAX_TOOL_ROUNDS):
+            calls: list[ToolCall] = []
+            stream = self.engines.llm.stream(
+                messages,
+                tools=tools,
+                max_tokens=self.settings.max_tokens,
+                temperature=self.settings.temperature,
+                session_key=self.session_id,
+            )
+            try:
+                async for delta in stream:
+                    if reply.metrics.llm_first_token is None and (delta.text or delta.tool_calls):
+                        reply.metrics.llm_first_token = self._now()
+                    for call in delta.tool_calls:
+                        calls.append(call)
+                        self._emit(
+                            ToolCallEvent(turn=reply.turn, name=call.name, arguments=call.arguments)
                         )
-                    )
-                if delta.text:
-                    yield delta.text
-        finally:
-            with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+                    if delta.text:
+                        yield delta.text
+            finally:
+                with contextlib.suppress(Exception):
+                    await stream.aclose()  # type: ignore[attr-defined]
+            if not calls or not tools:
+                return
+            # the LLM asked for knowledge: answer its calls, then let it speak
+            messages.append(ChatMessage(role="assistant", content="", tool_calls=calls))
+            for call in calls:
+                messages.append(await self._run_tool(reply, call))
+            reply.metrics.llm_first_token = None  # the spoken answer's first token counts
+
+    async def _run_tool(self, reply: _Reply, call: ToolCall) -> ChatMessage:
+        run = getattr(self.context, "call_tool", None)
+        reply.metrics.retrieval_start = self._now()
+        try:
+            if run is None:
+                raise LookupError(f"no tool {call.name!r}")
+            ctx: TurnContext = await run(call.name, call.arguments)
+        except Exception as exc:  # the LLM hears the failure and can say so
+            log.warning("tool %s failed in session %s", call.name, self.session_id, exc_info=True)
+            ctx = TurnContext(content=f"error: {type(exc).__name__}: {exc}")
+        reply.metrics.retrieval_done = self._now()
+        if ctx.record:
+            reply.context = ctx
+        return ChatMessage(role="tool", content=ctx.content, tool_call_id=call.id, name=call.name)
 
     async def _fixed_text(self, text: str) -> AsyncIterator[str]:
         yield text
