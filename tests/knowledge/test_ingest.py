@@ -142,3 +142,25 @@ async def test_bytes_upload_and_embedder_mismatch(service: KnowledgeService) -> 
     await service.store.create_kb("default", "other", embedder="openai:text-3", dims=1536)
     with pytest.raises(KnowledgeError, match="openai:text-3"):
         await ingestor.ingest_bytes("default", "other", b"hello there", source="x.txt")
+
+
+async def test_kb_yaml_changes_apply_to_every_document(
+    service: KnowledgeService, tmp_path: Path
+) -> None:
+    d = _kb_dir(tmp_path)
+    await service.sync_directory("default", d)
+    # new default tags: every document is re-ingested under them
+    (d / "kb.yaml").write_text("name: clinic\ndescription: internal\naccess_tags: [staff]\n")
+    reports = {r.source: r.status for r in await service.sync_directory("default", d)}
+    assert reports == {"hours.md": "updated", "staff.md": "updated"}
+    kb = await service.store.get_kb("default", "clinic")
+    assert kb is not None and kb.description == "internal"
+    assert kb.settings["access_tags"] == ["staff"]
+    public = await service.search.search(
+        "default", ["clinic"], "parking garage price", access_tags=PUBLIC,
+        params=SearchParams(min_score=None),
+    )  # fmt: skip
+    assert public.hits == []
+    # nothing changed since: nothing is re-ingested
+    again = {r.status for r in await service.sync_directory("default", d)}
+    assert again == {"unchanged"}

@@ -157,12 +157,15 @@ class Ingestor:
         filename: str | None = None,
         content_type: str | None = None,
         access_tags: Sequence[str] | None = None,
+        force: bool = False,
     ) -> IngestReport:
-        """Ingest one document. Bad documents give a `failed` report, never an exception."""
+        """Ingest one document. Bad documents give a `failed` report, never an exception.
+
+        `force` re-ingests unchanged bytes too (the chunking or default tags changed)."""
         kb = await self._kb(tenant_id, kb_name)
         try:
             return await self._ingest(
-                kb, data, source, filename or source, content_type, access_tags
+                kb, data, source, filename or source, content_type, access_tags, force
             )
         except DocumentError as exc:
             return IngestReport(source, "failed", error=str(exc))
@@ -175,11 +178,12 @@ class Ingestor:
         filename: str,
         content_type: str | None,
         access_tags: Sequence[str] | None,
+        force: bool = False,
     ) -> IngestReport:
         digest = sha256(data)
         existing = await self.store.get_document(kb.tenant_id, kb.id, source)
         default_tags = access_tags or kb.settings.get("access_tags") or [PUBLIC_TAG]
-        if existing is not None and existing.content_hash == digest:
+        if existing is not None and existing.content_hash == digest and not force:
             return IngestReport(
                 source, "unchanged", document_id=existing.id, chunks=existing.chunk_count
             )
@@ -249,6 +253,7 @@ class Ingestor:
         access_tags: Sequence[str] | None = None,
         progress: Progress | None = None,
         delete_missing: bool = False,
+        force: bool = False,
     ) -> list[IngestReport]:
         """A file, or every supported file under a directory (sources relative to it).
 
@@ -263,7 +268,7 @@ class Ingestor:
             data = await asyncio.to_thread(file.read_bytes)
             reports.append(
                 await self.ingest_bytes(
-                    tenant_id, kb_name, data, source=source, access_tags=access_tags
+                    tenant_id, kb_name, data, source=source, access_tags=access_tags, force=force
                 )
             )
         if progress is not None:
@@ -308,9 +313,18 @@ class Ingestor:
         kb = await self.ensure_kb(
             tenant_id, spec.name, description=spec.description, settings=settings
         )
-        if kb.settings != settings:
-            log.info("knowledge %s: settings in %s differ from the stored ones", kb.name, KB_FILE)
-        return await self.ingest_path(tenant_id, spec.name, directory, delete_missing=True)
+        force = False
+        if kb.settings != settings or kb.description != spec.description:
+            # new chunking or default tags apply to every document: re-ingest them all
+            # (unchanged chunks keep their stored embeddings)
+            force = kb.settings != settings
+            await self.store.update_kb(
+                tenant_id, spec.name, description=spec.description, settings=settings
+            )
+            log.info("knowledge %s: %s changed%s", kb.name, KB_FILE, ", re-ingesting" * force)
+        return await self.ingest_path(
+            tenant_id, spec.name, directory, delete_missing=True, force=force
+        )
 
 
 def _list_files(path: Path) -> tuple[list[Path], Path, bool]:

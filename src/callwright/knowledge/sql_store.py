@@ -164,6 +164,27 @@ class SqlKnowledgeStore:
             counts = await self._counts(s, [r.id for r in rows])
         return [_kb_info(r, *counts.get(r.id, (0, 0))) for r in rows]
 
+    async def update_kb(
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> KnowledgeBaseInfo | None:
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        if description is not None:
+            values["description"] = description
+        if settings is not None:
+            values["settings"] = settings
+        async with self.db.sessions() as s, s.begin():
+            await s.execute(
+                update(KnowledgeBase)
+                .where(KnowledgeBase.tenant_id == tenant_id, KnowledgeBase.name == name)
+                .values(**values)
+            )
+        return await self.get_kb(tenant_id, name)
+
     async def delete_kb(self, tenant_id: str, name: str) -> bool:
         async with self.db.sessions() as s, s.begin():
             kb = await s.scalar(

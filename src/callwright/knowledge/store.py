@@ -46,6 +46,15 @@ class KnowledgeStore(Protocol):
 
     async def list_kbs(self, tenant_id: str) -> list[KnowledgeBaseInfo]: ...
 
+    async def update_kb(
+        self,
+        tenant_id: str,
+        name: str,
+        *,
+        description: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> KnowledgeBaseInfo | None: ...
+
     async def delete_kb(self, tenant_id: str, name: str) -> bool: ...
 
     async def list_documents(self, tenant_id: str, kb_id: int) -> list[DocumentInfo]: ...
