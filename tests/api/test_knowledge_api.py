@@ -75,6 +75,34 @@ async def test_knowledge_base_lifecycle(server) -> None:
         assert "3 dollars" in hits[0]["text"] and hits[0]["source"] == "faq.md"
         assert hits[0]["vector_score"] is not None
 
+        # staff documents are not found by a default (caller-level) search
+        r = await http.post(
+            "/v1/knowledge-bases/clinic/documents",
+            params={"source": "internal.md", "tag": "staff"},
+            content=b"# Internal\n\n## Door code\nThe back door code is 4417.\n",
+            headers={"content-type": "text/markdown"},
+        )
+        assert (await _job(http, r.json()))["status"] == "succeeded"
+        plain = (
+            await http.post("/v1/knowledge-bases/clinic/search", json={"query": "door code"})
+        ).json()["hits"]
+        assert all(h["source"] != "internal.md" for h in plain)
+        staff = (
+            await http.post(
+                "/v1/knowledge-bases/clinic/search",
+                json={"query": "door code", "access_tags": ["staff"]},
+            )
+        ).json()["hits"]
+        assert staff and staff[0]["source"] == "internal.md"
+        internal = next(
+            d
+            for d in (await http.get("/v1/knowledge-bases/clinic/documents")).json()
+            if d["source"] == "internal.md"
+        )
+        assert (
+            await http.delete(f"/v1/knowledge-bases/clinic/documents/{internal['id']}")
+        ).status_code == 204
+
         # bad input: clear errors, nothing lost
         too_big = await http.post(
             "/v1/knowledge-bases/clinic/documents",

@@ -164,3 +164,41 @@ async def test_kb_yaml_changes_apply_to_every_document(
     # nothing changed since: nothing is re-ingested
     again = {r.status for r in await service.sync_directory("default", d)}
     assert again == {"unchanged"}
+
+
+async def test_sync_keeps_uploads_and_drops_replaced_text(
+    service: KnowledgeService, tmp_path: Path
+) -> None:
+    d = _kb_dir(tmp_path)
+    await service.sync_directory("default", d)
+    ingestor = await service.ingestor()
+    # an upload into the same knowledge base is not a file of the directory...
+    up = await ingestor.ingest_bytes(
+        "default", "clinic", b"# Wifi\n\n## Guest wifi\nThe guest wifi is free.", source="wifi.md"
+    )
+    assert up.status == "added"
+    await service.sync_directory("default", d)
+    kb = await service.store.get_kb("default", "clinic")
+    assert kb is not None
+    sources = {x.source for x in await service.store.list_documents("default", kb.id)}
+    assert "wifi.md" in sources  # ...so a sync leaves it alone
+    # a file edited into a copy of another document: its old text must not linger
+    (d / "staff.md").write_text(HOURS)
+    reports = {r.source: r for r in await service.sync_directory("default", d)}
+    assert reports["staff.md"].status == "duplicate"
+    staff = await service.search.search(
+        "default", ["clinic"], "back door code", access_tags=frozenset({"staff"}),
+        params=SearchParams(min_score=None),
+    )  # fmt: skip
+    assert all(h.source != "staff.md" for h in staff.hits)
+    # new tags for unchanged bytes are applied, not skipped as "unchanged"
+    again = await ingestor.ingest_bytes(
+        "default", "clinic", b"# Wifi\n\n## Guest wifi\nThe guest wifi is free.",
+        source="wifi.md", access_tags=["staff"],
+    )  # fmt: skip
+    assert again.status == "updated"
+    hidden = await service.search.search(
+        "default", ["clinic"], "guest wifi", access_tags=PUBLIC,
+        params=SearchParams(min_score=None),
+    )  # fmt: skip
+    assert all(h.source != "wifi.md" for h in hidden.hits)

@@ -160,3 +160,17 @@ async def test_embeddings_reused_and_validated(knowledge_store: KnowledgeStore) 
         await knowledge_store.replace_document("default", kb.id, _doc("b.md"), [bad])
     # the failed write left nothing behind
     assert [d.source for d in await knowledge_store.list_documents("default", kb.id)] == ["a.md"]
+
+
+async def test_keyword_search_beyond_ascii(knowledge_store: KnowledgeStore) -> None:
+    kb = await knowledge_store.create_kb("default", "kb", embedder="test:8", dims=DIMS)
+    await knowledge_store.replace_document(
+        "default", kb.id, _doc("a.md"), [_chunk(0, "Le café de la clinique ouvre à midi", _unit(1))]
+    )
+    hits = await knowledge_store.keyword_search(SearchFilter("default", (kb.id,)), "café", 5)
+    assert [h.ordinal for h in hits] == [0]
+    # quotes and FTS syntax in a question are words, not operators
+    odd = await knowledge_store.keyword_search(
+        SearchFilter("default", (kb.id,)), 'café" OR NEAR(x', 5
+    )
+    assert [h.ordinal for h in odd] == [0]

@@ -44,7 +44,10 @@ class SearchRequest(BaseModel):
     top_k: int = Field(5, ge=1, le=50)
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid"
     min_score: float | None = Field(None, ge=-1, le=1)
-    access_tags: list[str] | None = Field(None, description="search as a reader with these tags")
+    access_tags: list[str] = Field(
+        default_factory=lambda: ["public"],
+        description="search as a reader with these tags (default: what callers may read)",
+    )
 
 
 def _service(request: Request) -> KnowledgeService:
@@ -223,7 +226,7 @@ async def search(name: str, body: SearchRequest, request: Request) -> dict[str, 
             DEFAULT_TENANT,
             [name],
             body.query,
-            access_tags=frozenset(body.access_tags) if body.access_tags else None,
+            access_tags=frozenset(body.access_tags),
             params=SearchParams(
                 top_k=body.top_k,
                 candidates=max(20, body.top_k),

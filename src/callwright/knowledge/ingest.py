@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KB_FILE = "kb.yaml"
+DIRECTORY_ORIGIN = "directory"
 Status = Literal["added", "updated", "unchanged", "duplicate", "failed"]
 Progress = Callable[[int, int, str], None]
 
@@ -158,14 +159,16 @@ class Ingestor:
         content_type: str | None = None,
         access_tags: Sequence[str] | None = None,
         force: bool = False,
+        origin: str | None = None,
     ) -> IngestReport:
         """Ingest one document. Bad documents give a `failed` report, never an exception.
 
-        `force` re-ingests unchanged bytes too (the chunking or default tags changed)."""
+        `force` re-ingests unchanged bytes too (the chunking or default tags changed);
+        `origin` is kept in the document's metadata ("directory": owned by a sync)."""
         kb = await self._kb(tenant_id, kb_name)
         try:
             return await self._ingest(
-                kb, data, source, filename or source, content_type, access_tags, force
+                kb, data, source, filename or source, content_type, access_tags, force, origin
             )
         except DocumentError as exc:
             return IngestReport(source, "failed", error=str(exc))
@@ -179,16 +182,22 @@ class Ingestor:
         content_type: str | None,
         access_tags: Sequence[str] | None,
         force: bool = False,
+        origin: str | None = None,
     ) -> IngestReport:
         digest = sha256(data)
         existing = await self.store.get_document(kb.tenant_id, kb.id, source)
         default_tags = access_tags or kb.settings.get("access_tags") or [PUBLIC_TAG]
-        if existing is not None and existing.content_hash == digest and not force:
+        same_tags = access_tags is None or (
+            existing is not None and sorted(access_tags) == sorted(existing.access_tags)
+        )
+        if existing is not None and existing.content_hash == digest and same_tags and not force:
             return IngestReport(
                 source, "unchanged", document_id=existing.id, chunks=existing.chunk_count
             )
         twin = await self.store.find_by_hash(kb.tenant_id, kb.id, digest)
         if twin is not None and twin.source != source:
+            if existing is not None:  # its new bytes are another document's: drop the old text
+                await self.store.delete_document(kb.tenant_id, kb.id, existing.id)
             return IngestReport(source, "duplicate", document_id=twin.id, duplicate_of=twin.source)
         parsed = await asyncio.to_thread(
             parse_document, data, filename=filename, content_type=content_type
@@ -228,7 +237,10 @@ class Ingestor:
             size_bytes=len(data),
             title=parsed.title,
             access_tags=tags,
-            metadata={k: v for k, v in parsed.metadata.items() if _jsonable(v)},
+            metadata={
+                **{k: v for k, v in parsed.metadata.items() if _jsonable(v)},
+                **({"origin": origin} if origin else {}),
+            },
         )
         chunks = [
             NewChunk(i, t, hd, h, v)
@@ -268,7 +280,13 @@ class Ingestor:
             data = await asyncio.to_thread(file.read_bytes)
             reports.append(
                 await self.ingest_bytes(
-                    tenant_id, kb_name, data, source=source, access_tags=access_tags, force=force
+                    tenant_id,
+                    kb_name,
+                    data,
+                    source=source,
+                    access_tags=access_tags,
+                    force=force,
+                    origin=DIRECTORY_ORIGIN if delete_missing else None,
                 )
             )
         if progress is not None:
@@ -277,7 +295,9 @@ class Ingestor:
             kb = await self._kb(tenant_id, kb_name)
             present = {f.relative_to(root).as_posix() for f in files}
             for doc in await self.store.list_documents(tenant_id, kb.id):
-                if doc.source not in present and "://" not in doc.source:
+                # only what an earlier sync brought in: uploads and URLs are not files
+                owned = doc.metadata.get("origin") == DIRECTORY_ORIGIN
+                if owned and doc.source not in present:
                     await self.store.delete_document(tenant_id, kb.id, doc.id)
                     log.info("knowledge %s: removed %s (file gone)", kb_name, doc.source)
         return reports
@@ -316,15 +336,22 @@ class Ingestor:
         force = False
         if kb.settings != settings or kb.description != spec.description:
             # new chunking or default tags apply to every document: re-ingest them all
-            # (unchanged chunks keep their stored embeddings)
+            # (unchanged chunks keep their stored embeddings). Marked pending until
+            # done, so a sync that dies half-way is finished by the next one.
             force = kb.settings != settings
             await self.store.update_kb(
-                tenant_id, spec.name, description=spec.description, settings=settings
+                tenant_id,
+                spec.name,
+                description=spec.description,
+                settings={**settings, "reingest_pending": True} if force else settings,
             )
             log.info("knowledge %s: %s changed%s", kb.name, KB_FILE, ", re-ingesting" * force)
-        return await self.ingest_path(
+        reports = await self.ingest_path(
             tenant_id, spec.name, directory, delete_missing=True, force=force
         )
+        if force:
+            await self.store.update_kb(tenant_id, spec.name, settings=settings)
+        return reports
 
 
 def _list_files(path: Path) -> tuple[list[Path], Path, bool]:

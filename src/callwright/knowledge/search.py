@@ -110,19 +110,25 @@ class KnowledgeSearch:
         self.store = store
         self.embedders = embedders  # by model_id
         self.reranker = reranker
-        self._kbs: dict[tuple[str, str], KnowledgeBaseInfo] = {}
+        # name -> knowledge base, re-read after KB_TTL_SECS: another process (the CLI)
+        # may delete and re-create one under the same name
+        self._kbs: dict[tuple[str, str], tuple[float, KnowledgeBaseInfo]] = {}
+
+    KB_TTL_SECS = 2.0
 
     async def resolve(self, tenant_id: str, names: Sequence[str]) -> list[KnowledgeBaseInfo]:
         out = []
+        now = time.monotonic()
         for name in names:
-            kb = self._kbs.get((tenant_id, name))
+            cached = self._kbs.get((tenant_id, name))
+            kb = cached[1] if cached is not None and now - cached[0] < self.KB_TTL_SECS else None
             if kb is None:
                 kb = await self.store.get_kb(tenant_id, name)
                 if kb is None:
                     raise KnowledgeBaseNotFound(
                         f"knowledge base {name!r} not found in tenant {tenant_id!r}"
                     )
-                self._kbs[(tenant_id, name)] = kb
+                self._kbs[(tenant_id, name)] = (now, kb)
             out.append(kb)
         return out
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 import numpy as np
-from sqlalchemy import Table, delete, func, select, update
+from sqlalchemy import Table, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,7 @@ from callwright.storage.models import (
 from callwright.storage.repository import TenantRepository
 
 CHUNKS = cast(Table, KnowledgeChunk.__table__)
+_DOC_LOCK_SPACE = 0x4B420001  # first key of the two-key advisory locks on documents
 
 
 def _kb_info(row: KnowledgeBase, documents: int = 0, chunks: int = 0) -> KnowledgeBaseInfo:
@@ -299,6 +300,7 @@ class SqlKnowledgeStore:
                         f"knowledge base {kb.name!r} holds {kb.dims}-dimension vectors"
                     )
             now = utcnow()
+            await self._lock_document(s, kb_id, doc.source)
             row = await s.scalar(
                 select(KnowledgeDocument).where(
                     KnowledgeDocument.kb_id == kb_id, KnowledgeDocument.source == doc.source
@@ -365,6 +367,16 @@ class SqlKnowledgeStore:
         return True
 
     # ------------------------------------------------------------ hooks
+    async def _lock_document(self, s: AsyncSession, kb_id: int, source: str) -> None:
+        """Serialise replaces of one document (SQLite already has a single writer)."""
+        if s.get_bind().dialect.name == "postgresql":
+            # two syncs of one file (server start-up and the CLI) would otherwise both
+            # delete, then both insert: the chunks twice
+            await s.execute(
+                text("SELECT pg_advisory_xact_lock(:space, hashtext(:key))"),
+                {"space": _DOC_LOCK_SPACE, "key": f"{kb_id}:{source}"},
+            )
+
     async def _after_insert_chunks(self, s: AsyncSession, rows: list[KnowledgeChunk]) -> None:
         """Inside the write transaction, after the new chunks have ids."""
         return None

@@ -42,7 +42,8 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
             raise ValueError("SqliteKnowledgeStore needs a SQLite database")
         super().__init__(db)
         self.index = VectorIndex()
-        self._loaded: dict[str, int] = {}  # tenant -> revision sum loaded
+        # tenant -> the revision signature loaded (None: reload at the next check)
+        self._loaded: dict[str, tuple[int, int, int] | None] = {}
         self._load_locks: dict[str, asyncio.Lock] = {}
         self._checked: dict[str, float] = {}
         self._checking: set[str] = set()
@@ -103,7 +104,7 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
                 [tags] * len(added),
                 np.vstack([r.embedding for r in added]),
             )
-        self._loaded[tenant_id] += 1
+        self._loaded[tenant_id] = _bumped(self._loaded[tenant_id])
         self._df_stale = True
 
     async def _after_delete(self, tenant_id: str, ids: list[int], kb_id: int | None = None) -> None:
@@ -112,17 +113,23 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
             return
         self.index.remove(tenant_id, ids)
         # a deleted knowledge base takes its revisions with it: reload on next check
-        self._loaded[tenant_id] = -1 if kb_id is not None else self._loaded[tenant_id] + 1
+        self._loaded[tenant_id] = None if kb_id is not None else _bumped(self._loaded[tenant_id])
 
     # ------------------------------------------------------------ the in-memory index
-    async def _revision(self, tenant_id: str) -> int:
+    async def _revision(self, tenant_id: str) -> tuple[int, int, int]:
+        """(knowledge bases, sum of their revisions, highest id): any write anywhere
+        changes it, a delete-and-recreate included."""
         async with self.db.sessions() as s:
-            value = await s.scalar(
-                select(func.coalesce(func.sum(KnowledgeBase.revision), 0)).where(
-                    KnowledgeBase.tenant_id == tenant_id
+            row = (
+                await s.execute(
+                    select(
+                        func.count(),
+                        func.coalesce(func.sum(KnowledgeBase.revision), 0),
+                        func.coalesce(func.max(KnowledgeBase.id), 0),
+                    ).where(KnowledgeBase.tenant_id == tenant_id)
                 )
-            )
-        return int(value or 0)
+            ).one()
+        return int(row[0]), int(row[1]), int(row[2])
 
     async def _load(self, tenant_id: str) -> None:
         lock = self._load_locks.setdefault(tenant_id, asyncio.Lock())
@@ -142,13 +149,18 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
                     ).where(KnowledgeChunk.tenant_id == tenant_id)
                 )
                 async for part in result.partitions(5000):
-                    self.index.add(
-                        tenant_id,
-                        [r[0] for r in part],
-                        [r[1] for r in part],
-                        [r[2] or [] for r in part],
-                        np.vstack([r[3] for r in part]),
-                    )
+                    # knowledge bases of one tenant may use embedders of other sizes
+                    by_dims: dict[int, list[Any]] = {}
+                    for r in part:
+                        by_dims.setdefault(int(r[3].shape[0]), []).append(r)
+                    for rows in by_dims.values():
+                        self.index.add(
+                            tenant_id,
+                            [r[0] for r in rows],
+                            [r[1] for r in rows],
+                            [r[2] or [] for r in rows],
+                            np.vstack([r[3] for r in rows]),
+                        )
             self._loaded[tenant_id] = revision
             self._checked[tenant_id] = time.monotonic()
             log.info(
@@ -274,7 +286,8 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
         terms = prune_common(terms, self._df, self._df_total)
         if not terms:
             return []  # only very common words: nothing for keywords to rank by
-        match = " OR ".join(json.dumps(t) for t in terms)  # quoted: no FTS5 operators
+        # each term a quoted FTS5 string (no operators); json.dumps would escape "é"
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         kb_marks = ",".join(str(int(k)) for k in filt.kb_ids)
         params: dict[str, object] = {"match": match, "tenant": filt.tenant_id, "limit": limit}
         tag_clause = ""
@@ -315,3 +328,8 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
                 await s.scalar(select(func.count()).where(KnowledgeChunk.tenant_id == tenant_id))
                 or 0
             )
+
+
+def _bumped(signature: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+    """The signature after one more revision of an existing knowledge base."""
+    return None if signature is None else (signature[0], signature[1] + 1, signature[2])

@@ -12,6 +12,7 @@ are not even in the matrix.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -59,6 +60,9 @@ class VectorIndex:
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, int], _Rows] = {}
+        # searches of large indexes run in a worker thread while writes run on the
+        # loop: one lock, so a search never sees half-grown or half-compacted arrays
+        self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return sum(r.size - r.dead for r in self._rows.values())
@@ -67,11 +71,12 @@ class VectorIndex:
         return sum(r.size for (t, _), r in self._rows.items() if t == tenant_id)
 
     def clear(self, tenant_id: str | None = None) -> None:
-        if tenant_id is None:
-            self._rows.clear()
-        else:
-            for key in [k for k in self._rows if k[0] == tenant_id]:
-                del self._rows[key]
+        with self._lock:
+            if tenant_id is None:
+                self._rows.clear()
+            else:
+                for key in [k for k in self._rows if k[0] == tenant_id]:
+                    del self._rows[key]
 
     def add(
         self,
@@ -81,55 +86,58 @@ class VectorIndex:
         tags: Sequence[Iterable[str]],
         vectors: np.ndarray,
     ) -> None:
-        if len(ids) == 0:
-            return
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[0] != len(ids):
-            raise ValueError(f"expected {len(ids)} vectors, got shape {vectors.shape}")
-        dims = int(vectors.shape[1])
-        rows = self._rows.get((tenant_id, dims))
-        if rows is None:
-            rows = self._rows[(tenant_id, dims)] = _Rows(dims)
-        self.remove(tenant_id, ids)
-        n = len(ids)
-        if rows.size + n > rows.capacity:
-            if rows.dead > rows.size // 4:
-                self._compact(rows)
-            capacity = rows.capacity
-            while rows.size + n > capacity:
-                capacity *= 2
-            if capacity != rows.capacity:
-                rows._allocate(capacity)
-        start, end = rows.size, rows.size + n
-        rows.vectors[start:end] = vectors
-        rows.ids[start:end] = np.asarray(ids, dtype=np.int64)
-        rows.kb_ids[start:end] = np.asarray(kb_ids, dtype=np.int64)
-        rows.alive[start:end] = True
-        for offset, (chunk_id, chunk_tags) in enumerate(zip(ids, tags, strict=True)):
-            row = start + offset
-            rows.where[int(chunk_id)] = row
-            for tag in chunk_tags:
-                member = rows.tags.get(tag)
-                if member is None:
-                    member = rows.tags[tag] = np.zeros(rows.capacity, dtype=bool)
-                member[row] = True
-        rows.size = end
+        with self._lock:
+            if len(ids) == 0:
+                return
+            vectors = np.asarray(vectors, dtype=np.float32)
+            if vectors.ndim != 2 or vectors.shape[0] != len(ids):
+                raise ValueError(f"expected {len(ids)} vectors, got shape {vectors.shape}")
+            dims = int(vectors.shape[1])
+            rows = self._rows.get((tenant_id, dims))
+            if rows is None:
+                rows = self._rows[(tenant_id, dims)] = _Rows(dims)
+            self.remove(tenant_id, ids)
+            n = len(ids)
+            if rows.size + n > rows.capacity:
+                if rows.dead > rows.size // 4:
+                    self._compact(rows)
+                capacity = rows.capacity
+                while rows.size + n > capacity:
+                    capacity *= 2
+                if capacity != rows.capacity:
+                    rows._allocate(capacity)
+            start, end = rows.size, rows.size + n
+            rows.vectors[start:end] = vectors
+            rows.ids[start:end] = np.asarray(ids, dtype=np.int64)
+            rows.kb_ids[start:end] = np.asarray(kb_ids, dtype=np.int64)
+            rows.alive[start:end] = True
+            for offset, (chunk_id, chunk_tags) in enumerate(zip(ids, tags, strict=True)):
+                row = start + offset
+                rows.where[int(chunk_id)] = row
+                for tag in chunk_tags:
+                    member = rows.tags.get(tag)
+                    if member is None:
+                        member = rows.tags[tag] = np.zeros(rows.capacity, dtype=bool)
+                    member[row] = True
+            rows.size = end
 
     def remove(self, tenant_id: str, ids: Iterable[int]) -> None:
-        for (tenant, _dims), rows in self._rows.items():
-            if tenant != tenant_id:
-                continue
-            for chunk_id in ids:
-                row = rows.where.pop(int(chunk_id), None)
-                if row is not None:
-                    rows.alive[row] = False
-                    rows.dead += 1
+        with self._lock:
+            for (tenant, _dims), rows in self._rows.items():
+                if tenant != tenant_id:
+                    continue
+                for chunk_id in ids:
+                    row = rows.where.pop(int(chunk_id), None)
+                    if row is not None:
+                        rows.alive[row] = False
+                        rows.dead += 1
 
     def remove_kb(self, tenant_id: str, kb_id: int) -> None:
-        for (tenant, _dims), rows in self._rows.items():
-            if tenant == tenant_id:
-                doomed = rows.ids[: rows.size][(rows.kb_ids[: rows.size] == kb_id)]
-                self.remove(tenant_id, doomed.tolist())
+        with self._lock:
+            for (tenant, _dims), rows in self._rows.items():
+                if tenant == tenant_id:
+                    doomed = rows.ids[: rows.size][(rows.kb_ids[: rows.size] == kb_id)]
+                    self.remove(tenant_id, doomed.tolist())
 
     def _compact(self, rows: _Rows) -> None:
         keep = np.flatnonzero(rows.alive[: rows.size])
@@ -171,25 +179,27 @@ class VectorIndex:
         limit: int,
     ) -> list[tuple[int, float]]:
         """The `limit` nearest visible chunks as (chunk id, cosine), best first."""
-        query = np.asarray(query, dtype=np.float32).reshape(-1)
-        rows = self._rows.get((tenant_id, int(query.shape[0])))
-        if rows is None or rows.size == 0 or limit <= 0 or not kb_ids:
-            return []
-        scores = rows.vectors[: rows.size] @ query
-        scores[~self._mask(rows, kb_ids, access_tags)] = -np.inf
-        k = min(limit, rows.size)
-        top = np.argpartition(-scores, k - 1)[:k] if k < rows.size else np.arange(rows.size)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(rows.ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+        with self._lock:
+            query = np.asarray(query, dtype=np.float32).reshape(-1)
+            rows = self._rows.get((tenant_id, int(query.shape[0])))
+            if rows is None or rows.size == 0 or limit <= 0 or not kb_ids:
+                return []
+            scores = rows.vectors[: rows.size] @ query
+            scores[~self._mask(rows, kb_ids, access_tags)] = -np.inf
+            k = min(limit, rows.size)
+            top = np.argpartition(-scores, k - 1)[:k] if k < rows.size else np.arange(rows.size)
+            top = top[np.argsort(-scores[top], kind="stable")]
+            return [(int(rows.ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
     def scores_for(self, tenant_id: str, query: np.ndarray, ids: Iterable[int]) -> dict[int, float]:
-        query = np.asarray(query, dtype=np.float32).reshape(-1)
-        rows = self._rows.get((tenant_id, int(query.shape[0])))
-        if rows is None:
-            return {}
-        found = [(c, rows.where[c]) for c in ids if c in rows.where]
-        if not found:
-            return {}
-        idx = np.asarray([r for _, r in found])
-        scores = rows.vectors[idx] @ query
-        return {c: float(s) for (c, _), s in zip(found, scores, strict=True)}
+        with self._lock:
+            query = np.asarray(query, dtype=np.float32).reshape(-1)
+            rows = self._rows.get((tenant_id, int(query.shape[0])))
+            if rows is None:
+                return {}
+            found = [(c, rows.where[c]) for c in ids if c in rows.where]
+            if not found:
+                return {}
+            idx = np.asarray([r for _, r in found])
+            scores = rows.vectors[idx] @ query
+            return {c: float(s) for (c, _), s in zip(found, scores, strict=True)}

@@ -657,11 +657,13 @@ class VoiceSession:
         tools_of = getattr(self.context, "tools", None)
         if tools_of is not None:
             tools = tools_of()
-        for _round in range(self.MAX_TOOL_ROUNDS):
+        for round_ in range(self.MAX_TOOL_ROUNDS + 1):
             calls: list[ToolCall] = []
+            # the last round offers no tools: the LLM has to speak
+            offered = tools if round_ < self.MAX_TOOL_ROUNDS else ()
             stream = self.engines.llm.stream(
                 messages,
-                tools=tools,
+                tools=offered,
                 max_tokens=self.settings.max_tokens,
                 temperature=self.settings.temperature,
                 session_key=self.session_id,
@@ -680,7 +682,7 @@ class VoiceSession:
             finally:
                 with contextlib.suppress(Exception):
                     await stream.aclose()  # type: ignore[attr-defined]
-            if not calls or not tools:
+            if not calls or not offered:
                 return
             # the LLM asked for knowledge: answer its calls, then let it speak
             messages.append(ChatMessage(role="assistant", content="", tool_calls=calls))
@@ -700,7 +702,7 @@ class VoiceSession:
             ctx = TurnContext(content=f"error: {type(exc).__name__}: {exc}")
         reply.metrics.retrieval_done = self._now()
         if ctx.record:
-            reply.context = ctx
+            reply.context = ctx if reply.context is None else _merged(reply.context, ctx)
         return ChatMessage(role="tool", content=ctx.content, tool_call_id=call.id, name=call.name)
 
     async def _fixed_text(self, text: str) -> AsyncIterator[str]:
@@ -873,3 +875,14 @@ class VoiceSession:
         if reply.kind != "reprompt":
             self._idle_anchor = None
         self._refresh_idle_anchor()
+
+
+def _merged(first: TurnContext, more: TurnContext) -> TurnContext:
+    """Several tool calls in one turn: the record and the evidence of all of them."""
+    record: dict[str, Any] = dict(first.record)
+    for key, value in more.record.items():
+        if isinstance(value, list) and isinstance(record.get(key), list):
+            record[key] = [*record[key], *value]
+        else:
+            record.setdefault(key, value)
+    return TurnContext(content=f"{first.content}\n{more.content}", record=record)
