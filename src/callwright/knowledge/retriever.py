@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from callwright.engines.base import ToolSpec
 from callwright.knowledge.grounding import check_grounding
-from callwright.knowledge.search import KnowledgeSearch, SearchParams, SearchResult
+from callwright.knowledge.search import KnowledgeSearch, Reranker, SearchParams, SearchResult
 from callwright.pipeline.context import TurnContext
 
 TOOL_NAME = "search_knowledge"
@@ -60,7 +60,9 @@ class KnowledgeRetriever:
         settings: RetrievalSettings,
         *,
         instructions: str = "",
+        reranker: Reranker | None = None,
     ) -> None:
+        self.reranker = reranker
         self.search = search
         self.tenant_id = tenant_id
         self.settings = settings
@@ -84,6 +86,7 @@ class KnowledgeRetriever:
             text,
             access_tags=self.settings.access_tags,
             params=self.settings.params,
+            reranker=self.reranker,
         )
         self._cache[key] = result
         while len(self._cache) > self.settings.cache_size:

@@ -152,6 +152,7 @@ class KnowledgeSearch:
         *,
         access_tags: frozenset[str] | None = frozenset({PUBLIC_TAG}),
         params: SearchParams | None = None,
+        reranker: Reranker | None = None,
     ) -> SearchResult:
         params = params or SearchParams()
         t0 = time.perf_counter()
@@ -203,9 +204,10 @@ class KnowledgeSearch:
             kept = [h for h in ranked if (h.vector_score or 0.0) >= params.min_score]
             dropped = len(ranked) - len(kept)
             ranked = kept
-        if self.reranker is not None and ranked:
+        reranker = reranker or self.reranker
+        if reranker is not None and ranked:
             t = time.perf_counter()
-            ranked = await self.reranker.rerank(query, ranked[: params.candidates])
+            ranked = await reranker.rerank(query, ranked[: params.candidates])
             timings["rerank_ms"] = _ms(t)
         timings["total_ms"] = _ms(t0)
         return SearchResult(query, ranked[: params.top_k], dropped=dropped, timings_ms=timings)

@@ -24,7 +24,7 @@ from callwright.engines.base import EmbeddingEngine
 from callwright.engines.registry import EngineHub
 from callwright.knowledge.ingest import KB_FILE, Ingestor, IngestReport
 from callwright.knowledge.retriever import KnowledgeRetriever, RetrievalSettings
-from callwright.knowledge.search import KnowledgeSearch, SearchParams
+from callwright.knowledge.search import KnowledgeSearch, Reranker, SearchParams
 from callwright.knowledge.store import KnowledgeStore
 from callwright.knowledge.types import KnowledgeBaseNotFound, KnowledgeError
 from callwright.storage.db import Database
@@ -162,7 +162,16 @@ class KnowledgeService:
                 )
         return problems
 
-    def retriever(self, agent: AgentConfig) -> KnowledgeRetriever | None:
+    async def reranker(self, agent: AgentConfig) -> Reranker | None:
+        ref = agent.engines.rerank
+        if ref is None:
+            return None
+        engine: Reranker = await self.hub.get("rerank", ref.name, ref.options)
+        return engine
+
+    def retriever(
+        self, agent: AgentConfig, reranker: Reranker | None = None
+    ) -> KnowledgeRetriever | None:
         k = agent.knowledge
         if not agent.knowledge_sources or k.mode == "off":
             return None
@@ -179,7 +188,11 @@ class KnowledgeService:
             as_tool=k.mode == "tool",
         )
         return KnowledgeRetriever(
-            self.search, agent.tenant_id, settings, instructions=agent.system_prompt()
+            self.search,
+            agent.tenant_id,
+            settings,
+            instructions=agent.system_prompt(),
+            reranker=reranker,
         )
 
     async def warm(self, agent: AgentConfig) -> None:
@@ -187,6 +200,7 @@ class KnowledgeService:
         if not agent.knowledge_sources or agent.knowledge.mode == "off":
             return
         await self.embedder(agent.engines.embed)
+        await self.reranker(agent)
         try:
             await self.search.search(
                 agent.tenant_id,

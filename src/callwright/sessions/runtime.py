@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from callwright.agents.config import AgentConfig
 from callwright.engines.registry import EngineHub
+from callwright.knowledge.search import Reranker
 from callwright.knowledge.service import KnowledgeService
 from callwright.pipeline.endpointing import TranscriptEndpointing
 from callwright.pipeline.events import (
@@ -151,6 +152,7 @@ class Call:
         agent: AgentConfig,
         engines: SessionEngines,
         output: SessionOutput,
+        reranker: Reranker | None = None,
     ) -> None:
         self.runtime = runtime
         self.info = info
@@ -167,7 +169,7 @@ class Call:
             RecordingOutput(output, self),
             output_rate=info.output_format.sample_rate,
             tap=self.recorder,
-            context=runtime.knowledge.retriever(agent) if runtime.knowledge else None,
+            context=runtime.knowledge.retriever(agent, reranker) if runtime.knowledge else None,
         )
         self._pending = _Pending()
         self._wake = asyncio.Event()
@@ -376,7 +378,8 @@ class CallRuntime:
     async def open_call(self, info: SessionInfo, output: SessionOutput) -> Call:
         agent = self.agent(info.agent_id)
         engines = await load_engines(self.hub, agent)
-        call = Call(self, info, agent, engines, output)
+        reranker = await self.knowledge.reranker(agent) if self.knowledge is not None else None
+        call = Call(self, info, agent, engines, output, reranker)
         self.active[call.call_id] = call
         return call
 
