@@ -116,8 +116,10 @@ class PostgresKnowledgeStore(SqlKnowledgeStore):
         self._df_task: asyncio.Task[None] | None = None
 
     async def aclose(self) -> None:
-        if self._df_task is not None:
-            self._df_task.cancel()
+        task, self._df_task = self._df_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=5)
         await super().aclose()
 
     async def _load_df(self) -> None:

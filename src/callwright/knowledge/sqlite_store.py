@@ -65,9 +65,14 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
         )
 
     async def aclose(self) -> None:
-        for task in list(self._background):
-            task.cancel()
+        # cancel and wait: a statistics or staleness query still holding a connection
+        # when the database closes never finishes (seen as a hung event loop at exit)
+        tasks = list(self._background)
         self._background.clear()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
         if self._reader is not self.db.engine:
             await self._reader.dispose()
 
