@@ -22,6 +22,7 @@ from typing import Any, Literal
 import httpx
 
 from callwright.engines.base import EngineError
+from callwright.engines.http_clients import LoopClients
 from callwright.engines.registry import register
 from callwright.knowledge.types import ChunkHit
 
@@ -49,12 +50,10 @@ class HttpReranker:
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.timeout_secs = timeout_secs
         self.max_retries = max_retries
-        self._client: httpx.AsyncClient | None = None
+        self._clients = LoopClients(timeout=timeout_secs, headers=self._headers)
 
     def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_secs, headers=self._headers)
-        return self._client
+        return self._clients.get()
 
     def _body(self, query: str, texts: list[str]) -> dict[str, Any]:
         if self.api == "tei":
@@ -111,9 +110,7 @@ class HttpReranker:
         raise EngineError("rerank: retries exhausted")  # pragma: no cover
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._clients.aclose()
 
 
 @register("rerank", "http")

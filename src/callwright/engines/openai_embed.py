@@ -30,7 +30,6 @@ import json
 import math
 import os
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -38,6 +37,7 @@ import httpx
 import numpy as np
 
 from callwright.engines.base import EngineError
+from callwright.engines.http_clients import LoopClients
 from callwright.engines.registry import register
 
 # Failures where the request can safely be sent again: embedding has no side effects.
@@ -120,18 +120,10 @@ class OpenAIEmbedder:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = httpx.Timeout(timeout_secs, connect=min(connect_timeout_secs, timeout_secs))
-        # httpx pools connections per event loop; keep one client per loop that uses us.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients = LoopClients(timeout=self._timeout, headers=self._headers)
 
     def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
-            self._clients[loop] = client
-        return client
+        return self._clients.get()
 
     async def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return await self._embed(texts, "query", self.query_prefix)
@@ -294,13 +286,7 @@ class OpenAIEmbedder:
         )
 
     async def aclose(self) -> None:
-        """Close this loop's client; clients of other loops can only be dropped."""
-        current = asyncio.get_running_loop()
-        clients = list(self._clients.items())
-        self._clients.clear()
-        for loop, client in clients:
-            if loop is current:
-                await client.aclose()
+        await self._clients.aclose()
 
 
 def _message_of(payload: Any) -> str:

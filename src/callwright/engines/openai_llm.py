@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
 
 from callwright.engines.base import ChatMessage, EngineError, LLMDelta, ToolCall, ToolSpec
+from callwright.engines.http_clients import LoopClients
 from callwright.engines.registry import register
 from callwright.engines.tool_calls import TextToolCallParser, ToolCallAccumulator
 
@@ -96,18 +96,10 @@ class OpenAILLM:
         self.retry_backoff = retry_backoff
         self.text_tool_calls = text_tool_calls
         self.extra_body = dict(extra_body or {})
-        # httpx pools connections per event loop; keep one client per loop that uses us.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._clients = LoopClients(timeout=self._timeout, headers=self._headers)
 
     def _client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(timeout=self._timeout, headers=self._headers)
-            self._clients[loop] = client
-        return client
+        return self._clients.get()
 
     def _body(
         self,
@@ -211,13 +203,7 @@ class OpenAILLM:
             await response.aclose()
 
     async def aclose(self) -> None:
-        """Close this loop's client; clients of other loops can only be dropped."""
-        current = asyncio.get_running_loop()
-        clients = list(self._clients.items())
-        self._clients.clear()
-        for loop, client in clients:
-            if loop is current:
-                await client.aclose()
+        await self._clients.aclose()
 
 
 def _parse_chunk(data: str, url: str) -> dict[str, Any]:
