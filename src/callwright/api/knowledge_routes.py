@@ -8,12 +8,12 @@ embedding a long PDF takes longer than a request should.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from callwright.api.routes import _plain
 from callwright.knowledge.parsing import SUPPORTED_SUFFIXES, DocumentError, detect_mime
 from callwright.knowledge.search import SearchParams
 from callwright.knowledge.service import KnowledgeService
@@ -56,18 +56,6 @@ def _service(request: Request) -> KnowledgeService:
     if service is None:
         raise HTTPException(503, "knowledge is not available (server starting?)")
     return service
-
-
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, list):
-        return [_plain(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    return obj
 
 
 async def _kb(service: KnowledgeService, name: str) -> Any:

@@ -9,10 +9,10 @@ hook the writes (`_after_replace`, `_after_delete`) to keep an index in step.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Table, delete, func, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +35,6 @@ from callwright.storage.models import (
 )
 from callwright.storage.repository import TenantRepository
 
-CHUNKS = cast(Table, KnowledgeChunk.__table__)
 _DOC_LOCK_SPACE = 0x4B420001  # first key of the two-key advisory locks on documents
 
 

@@ -327,13 +327,6 @@ class SqliteKnowledgeStore(SqlKnowledgeStore):
             vscores = self.index.scores_for(filt.tenant_id, query, [int(r[0]) for r in rows])
         return [self._hit(r, vscores.get(int(r[0])), float(r[9])) for r in rows]
 
-    async def chunk_count(self, tenant_id: str) -> int:
-        async with self.db.sessions() as s:
-            return int(
-                await s.scalar(select(func.count()).where(KnowledgeChunk.tenant_id == tenant_id))
-                or 0
-            )
-
 
 def _bumped(signature: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
     """The signature after one more revision of an existing knowledge base."""

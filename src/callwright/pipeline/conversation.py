@@ -22,14 +22,12 @@ class Conversation:
     max_chars: int = 4000  # ~1000 tokens of history: small LLM contexts overflow otherwise
     messages: list[ChatMessage] = field(default_factory=list)
 
-    def add_user(self, text: str) -> int:
-        """Add the caller's words; returns the message's index."""
+    def add_user(self, text: str) -> None:
         # two user utterances in a row (the agent never answered) merge into one
         if self.messages and self.messages[-1].role == "user":
             self.messages[-1].content = f"{self.messages[-1].content} {text}".strip()
         else:
             self.messages.append(ChatMessage(role="user", content=text))
-        return len(self.messages) - 1
 
     def add_assistant(self, text: str) -> ChatMessage:
         msg = ChatMessage(role="assistant", content=text)
@@ -37,11 +35,9 @@ class Conversation:
         return msg
 
     def for_llm(self) -> list[ChatMessage]:
-        first = max(0, len(self.messages) - self.max_messages)
         recent: list[ChatMessage] = []
         used = 0
-        for index in range(len(self.messages) - 1, first - 1, -1):
-            msg = self.messages[index]
+        for msg in reversed(self.messages[-self.max_messages :]):
             used += len(msg.content)
             if recent and used > self.max_chars:
                 break
