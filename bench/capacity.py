@@ -418,7 +418,7 @@ async def run_point(
         "errors": fleet.stats.errors[:10],
         "diagnostics": diagnostics,
         # per turn: caller, line, raw ms, endpointing ms, added ms, server's
-        # vad_stop->first audio ms, reply frames, late frames
+        # vad_stop->first audio ms, reply frames, late frames, speech end (s into window)
         "turn_log": [
             [
                 t.caller,
@@ -435,6 +435,7 @@ async def run_point(
                 ),
                 t.frames,
                 t.late_frames,
+                round(t.speech_end - w0, 2),
             ]
             for t in answered
         ],
@@ -471,7 +472,23 @@ def summarize_diag(path: Path, w0: float, w1: float) -> dict[str, Any] | None:
     lags = [lag * 1000 for t, lag in d["lags"] if w0 <= t < w1]
     gen2 = [secs * 1000 for g, secs in gcs if g == 2]
     gen1 = [secs * 1000 for g, secs in gcs if g == 1]
+    stalls = [(busy, n, top) for t, busy, n, top in d.get("stalls", []) if w0 <= t < w1]
+    culprits: dict[str, float] = {}
+    for _, _, top in stalls:
+        for secs, what in top:
+            culprits[what] = culprits.get(what, 0.0) + secs * 1000
     return {
+        "loop_iterations_over_15ms": {
+            "count": len(stalls),
+            "max_ms": r1(max((b * 1000 for b, _, _ in stalls), default=0.0)),
+            "max_callbacks": max((n for _, n, _ in stalls), default=0),
+            "slowest_callbacks_ms": {
+                k: r1(v) for k, v in sorted(culprits.items(), key=lambda kv: -kv[1])[:12]
+            },
+        },
+        "threads_cpu_s": d.get("threads", [])[:8],
+        # whole run (batches, windows) per batcher: windows / batches = mean batch size
+        "vad_batches": d.get("vad_batches"),
         "gc_gen2": {
             "count": len(gen2),
             "max_ms": r1(max(gen2, default=0.0)),
