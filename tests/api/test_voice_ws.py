@@ -132,16 +132,16 @@ async def test_rest_surfaces(server):
 async def test_storage_failures_are_retried_not_lost(server, tmp_path, monkeypatch):
     from callwright.storage.repository import CallRepository
 
-    real = CallRepository.add_events
+    real = CallRepository.write_calls
     failures = {"left": 2}
 
-    async def flaky(self, tenant_id, call_id, events):
+    async def flaky(self, batches):
         if failures["left"] > 0:
             failures["left"] -= 1
             raise RuntimeError("database is locked")
-        return await real(self, tenant_id, call_id, events)
+        return await real(self, batches)
 
-    monkeypatch.setattr(CallRepository, "add_events", flaky)
+    monkeypatch.setattr(CallRepository, "write_calls", flaky)
     wav = tone_wav(tmp_path / "q.wav", secs=1.0)
     caller = SimulatedCaller(server.ws, [Utterance(wav)], tail_secs=0.5, greeting_wait_secs=2)
     result = await caller.run()

@@ -14,8 +14,10 @@ from callwright.storage.models import Turn
 from callwright.storage.repository import (
     AgentConfigRepository,
     CallRepository,
+    CallWrites,
     NotFoundError,
     TenantRepository,
+    TurnWrite,
     canonical_json,
 )
 
@@ -305,3 +307,53 @@ async def test_delete_call_removes_turns_and_events(calls: CallRepository) -> No
     again = await calls.get_call("acme", call_id)
     assert again is not None
     assert again.turns == ()
+
+
+async def test_write_calls_batches_many_calls_in_one_transaction(calls: CallRepository) -> None:
+    a = await calls.create_call("acme", agent_id="support", channel="web", started_at=T0)
+    b = await calls.create_call("globex", agent_id="sales", channel="phone", started_at=T0)
+    first = [
+        CallWrites(
+            "acme",
+            a,
+            turns=[
+                TurnWrite(index=1, role="user", text="Hi", started_at=T0),
+                TurnWrite(index=1, role="assistant", text="Hello the", started_at=T0),
+                # the same turn again in one batch (barge-in settled it): the last one wins
+                TurnWrite(
+                    index=1,
+                    role="assistant",
+                    text="Hello",
+                    interrupted=True,
+                    started_at=T0,
+                    metrics={"voice_to_voice_ms": 700.0},
+                    knowledge={"used": [{"chunk_id": "c1"}]},
+                    flagged=True,
+                ),
+            ],
+            events=[("transcript", {"text": "Hi"}, T0)],
+        ),
+        CallWrites("globex", b, events=[("end", {"reason": "caller_hangup"}, T0)]),
+        CallWrites("acme", "no-such-call", events=[("end", {}, T0)]),
+        CallWrites("globex", a, events=[("end", {}, T0)]),  # a's id, wrong tenant
+        CallWrites("acme", b),  # nothing to write: ignored
+    ]
+    missing = await calls.write_calls(first)
+    assert sorted(missing) == [("acme", "no-such-call"), ("globex", a)]
+    # a retried batch is harmless: turns are upserted (events are appended again)
+    await calls.write_calls(first[:1])
+    call_a = await calls.get_call("acme", a)
+    assert call_a is not None
+    assert [(t.role, t.text, t.interrupted, t.flagged) for t in call_a.turns] == [
+        ("user", "Hi", False, False),
+        ("assistant", "Hello", True, True),
+    ]
+    assert call_a.turns[1].metrics == {"voice_to_voice_ms": 700.0}
+    assert call_a.turns[1].knowledge == {"used": [{"chunk_id": "c1"}]}
+    assert [e.type for e in await calls.list_events("acme", a)] == ["transcript", "transcript"]
+    assert [e.payload for e in await calls.list_events("globex", b)] == [
+        {"reason": "caller_hangup"}
+    ]
+    assert await calls.list_events("globex", a) == []
+    with pytest.raises(ValueError, match="role"):
+        await calls.write_calls([CallWrites("acme", a, turns=[TurnWrite(2, "robot", "x")])])

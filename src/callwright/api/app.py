@@ -85,6 +85,7 @@ def create_app(
         finally:
             app.state.ready = False
             await knowledge.aclose()
+            await runtime.aclose()
             await runtime.hub.aclose()
             await db.aclose()
 

@@ -3,15 +3,13 @@
 The runtime is the one place that knows both the pipeline and the platform: it
 builds pipeline settings from the agent config, takes engines from the shared hub,
 and persists the call (turns, events, recording) without ever blocking the audio
-path: storage writes go through a per-call writer task.
+path: storage writes go through one writer task for all calls.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -37,10 +35,16 @@ from callwright.pipeline.session import (
     VoiceSession,
 )
 from callwright.pipeline.vad import VadParams
+from callwright.sessions.call_writer import CallWriter
 from callwright.sessions.model import SessionInfo
 from callwright.storage.db import Database
 from callwright.storage.recordings import CallRecorder, RecordingStore
-from callwright.storage.repository import AgentConfigRepository, CallRepository
+from callwright.storage.repository import (
+    AgentConfigRepository,
+    CallRepository,
+    EventInput,
+    TurnWrite,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,12 +106,6 @@ async def load_engines(hub: EngineHub, agent: AgentConfig) -> SessionEngines:
     return SessionEngines(asr=asr, llm=llm, tts=tts, vad=vad)
 
 
-@dataclass(slots=True)
-class _Pending:
-    turns: list[dict[str, Any]] = field(default_factory=list)
-    events: list[tuple[str, dict[str, Any], datetime]] = field(default_factory=list)
-
-
 class RecordingOutput:
     """Wraps a transport's output: forwards everything, and keeps the call's record."""
 
@@ -143,8 +141,6 @@ class RecordingOutput:
 class Call:
     """One call: its session info, its VoiceSession, and its record in storage."""
 
-    FLUSH_EVERY_SECS = 1.0
-
     def __init__(
         self,
         runtime: CallRuntime,
@@ -171,9 +167,7 @@ class Call:
             tap=self.recorder,
             context=runtime.knowledge.retriever(agent, reranker) if runtime.knowledge else None,
         )
-        self._pending = _Pending()
-        self._wake = asyncio.Event()
-        self._last_agent: dict[str, Any] | None = None
+        self._last_agent: TurnWrite | None = None
         self.started_at = datetime.now(UTC)
 
     @property
@@ -185,98 +179,40 @@ class Call:
 
     def observe(self, event: SessionEvent) -> None:
         """Collect what storage keeps; called on the loop, never awaits."""
+        writer = self.runtime.writer
+        if writer is None:
+            return
         now = datetime.now(UTC)
+        events: list[EventInput] = []
+        turns: list[TurnWrite] = []
         if event.type in RecordingOutput.PERSISTED:
-            self._pending.events.append((event.type, event.to_dict(), now))
+            events.append((event.type, event.to_dict(), now))
         if isinstance(event, TranscriptEvent) and event.final:
-            self._pending.turns.append(
-                {
-                    "index": event.turn,
-                    "role": "user",
-                    "text": event.text,
-                    "interrupted": False,
-                    "metrics": None,
-                    "at": now,
-                }
-            )
+            turns.append(TurnWrite(index=event.turn, role="user", text=event.text, started_at=now))
         elif isinstance(event, AgentSpeechEnded | InterruptionEvent):
-            self._last_agent = {
-                "index": event.turn,
-                "role": "assistant",
-                "text": event.text if isinstance(event, AgentSpeechEnded) else event.heard_text,
-                "interrupted": isinstance(event, InterruptionEvent),
-                "metrics": None,
-                "knowledge": None,
-                "flagged": False,
-                "at": now,
-            }
+            self._last_agent = TurnWrite(
+                index=event.turn,
+                role="assistant",
+                text=event.text if isinstance(event, AgentSpeechEnded) else event.heard_text,
+                interrupted=isinstance(event, InterruptionEvent),
+                started_at=now,
+            )
             if event.turn == 0:  # greeting / prompts: no metrics event follows
-                self._pending.turns.append(self._last_agent)
+                turns.append(self._last_agent)
         elif isinstance(event, KnowledgeEvent):
             agent_turn = self._last_agent
-            if agent_turn is not None and agent_turn["index"] == event.turn:
-                agent_turn["knowledge"] = {"used": event.used, "grounding": event.grounding}
-                agent_turn["flagged"] = bool(event.grounding and event.grounding.get("flagged"))
+            if agent_turn is not None and agent_turn.index == event.turn:
+                agent_turn.knowledge = {"used": event.used, "grounding": event.grounding}
+                agent_turn.flagged = bool(event.grounding and event.grounding.get("flagged"))
         elif isinstance(event, TurnMetricsEvent):
             agent_turn = self._last_agent
-            if agent_turn is not None and agent_turn["index"] == event.metrics.turn:
-                agent_turn["metrics"] = event.to_dict()
-                self._pending.turns.append(agent_turn)
+            if agent_turn is not None and agent_turn.index == event.metrics.turn:
+                agent_turn.metrics = event.to_dict()
+                turns.append(agent_turn)
                 self._last_agent = None
-        if self._pending.events or self._pending.turns:
-            self._wake.set()
-
-    async def _writer(self) -> None:
-        db = self.runtime.db
-        while True:
-            await self._wake.wait()
-            # gather a turn's worth of events into one transaction
-            await asyncio.sleep(self.FLUSH_EVERY_SECS)
-            self._wake.clear()
-            await self._flush()
-            if db is None:
-                return
-
-    async def _flush(self) -> bool:
-        """Write what is pending; on failure keep it for the next try. True when clean."""
-        db = self.runtime.db
-        pending, self._pending = self._pending, _Pending()
-        if db is None or (not pending.turns and not pending.events):
-            return True
-        repo = CallRepository(db)
-        tenant = self.info.tenant_id
-        try:
-            if self.info.security.store_transcripts:
-                for turn in pending.turns:  # re-writing a turn replaces it: safe to retry
-                    await repo.add_turn(
-                        tenant,
-                        self.call_id,
-                        index=turn["index"],
-                        role=turn["role"],
-                        text=turn["text"],
-                        interrupted=turn["interrupted"],
-                        metrics=turn["metrics"],
-                        knowledge=turn.get("knowledge"),
-                        flagged=bool(turn.get("flagged")),
-                        started_at=turn["at"],
-                    )
-            await repo.add_events(tenant, self.call_id, pending.events)  # one transaction
-        except Exception:
-            log.warning("could not persist call %s yet; will retry", self.call_id, exc_info=True)
-            self._pending.turns[:0] = pending.turns
-            self._pending.events[:0] = pending.events
-            self._wake.set()
-            return False
-        return True
-
-    async def _final_flush(self) -> None:
-        for attempt in range(6):
-            if await self._flush():
-                return
-            await asyncio.sleep(0.2 * 2**attempt)
-        log.error(
-            "gave up persisting %d events of call %s", len(self._pending.events), self.call_id
-        )
+        if not self.info.security.store_transcripts:
+            turns = []
+        writer.add(self.info.tenant_id, self.call_id, turns=turns, events=events)
 
     async def run(self) -> str:
         db = self.runtime.db
@@ -292,17 +228,14 @@ class Call:
                 language=self.info.language,
                 metadata=dict(self.info.metadata),
             )
-        writer = asyncio.create_task(self._writer(), name=f"{self.call_id}:writer")
         reason = "error"
         status = "failed"
         try:
             reason = await self.session.run()
             status = "ended"
         finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-            await self._final_flush()
+            if self.runtime.writer is not None:
+                await self.runtime.writer.flush_call(self.info.tenant_id, self.call_id)
             uri = None
             if self.recorder is not None and self.runtime.recordings is not None:
                 try:
@@ -345,6 +278,7 @@ class CallRuntime:
         self.default_agent = default_agent or next(iter(agents))
         self.versions: dict[str, int] = {a: 1 for a in agents}
         self.active: dict[str, Call] = {}
+        self.writer = CallWriter(db) if db is not None else None
 
     async def start(self, preload: bool = True) -> None:
         """Record agent config versions, and load every agent's engines before serving."""
@@ -385,3 +319,8 @@ class CallRuntime:
 
     def close_call(self, call: Call) -> None:
         self.active.pop(call.call_id, None)
+
+    async def aclose(self) -> None:
+        """Write what calls left queued (each call also flushes its own rows at its end)."""
+        if self.writer is not None:
+            await self.writer.aclose()

@@ -36,6 +36,30 @@ from callwright.storage.models import (
 _EVENTS = cast(Table, Event.__table__)  # Core insert: plain executemany, no ORM bookkeeping
 
 
+@dataclass(slots=True)
+class TurnWrite:
+    """One side of a turn, as `CallRepository.add_turn` takes it."""
+
+    index: int
+    role: str
+    text: str
+    interrupted: bool = False
+    started_at: datetime | None = None
+    metrics: Mapping[str, Any] | None = None
+    knowledge: Mapping[str, Any] | None = None
+    flagged: bool = False
+
+
+@dataclass(slots=True)
+class CallWrites:
+    """What one call has to write: turns (upserted) and events (appended)."""
+
+    tenant_id: str
+    call_id: str
+    turns: list[TurnWrite] = field(default_factory=list)
+    events: list[EventInput] = field(default_factory=list)
+
+
 class NotFoundError(LookupError):
     """The row does not exist in this tenant (whether or not another tenant has it)."""
 
@@ -467,6 +491,76 @@ class CallRepository:
             await self._require_call(s, tenant_id, call_id)
             await s.execute(_EVENTS.insert(), rows)
         return len(rows)
+
+    async def write_calls(self, batches: Sequence[CallWrites]) -> list[tuple[str, str]]:
+        """Write many calls' turns and events in one transaction: the process-wide call
+        writer sends a second's worth of every live call here. Turns are upserted by
+        (call, index, role) like `add_turn`, so a retried batch is harmless. Rows of calls
+        that do not exist are not written; their (tenant_id, call_id) are returned."""
+        batches = [b for b in batches if b.turns or b.events]
+        if not batches:
+            return []
+        async with self._sessions() as s, s.begin():
+            wanted: dict[str, set[str]] = {}
+            for b in batches:
+                wanted.setdefault(b.tenant_id, set()).add(b.call_id)
+            found: set[tuple[str, str]] = set()
+            for tenant_id, ids in wanted.items():
+                ids_found = await s.scalars(
+                    select(Call.id).where(Call.tenant_id == tenant_id, Call.id.in_(ids))
+                )
+                found.update((tenant_id, cid) for cid in ids_found)
+            turns: dict[tuple[str, int, str], dict[str, Any]] = {}  # last write of a turn wins
+            events: list[dict[str, Any]] = []
+            missing: list[tuple[str, str]] = []
+            for b in batches:
+                if (b.tenant_id, b.call_id) not in found:
+                    missing.append((b.tenant_id, b.call_id))
+                    continue
+                for t in b.turns:
+                    if t.role not in TURN_ROLES:
+                        raise ValueError(f"role must be one of {TURN_ROLES}, not {t.role!r}")
+                    turns[(b.call_id, t.index, t.role)] = {
+                        "tenant_id": b.tenant_id,
+                        "call_id": b.call_id,
+                        "index": t.index,
+                        "role": t.role,
+                        "text": t.text,
+                        "interrupted": t.interrupted,
+                        "started_at": _utc(t.started_at, "started_at"),
+                        "metrics": None if t.metrics is None else dict(t.metrics),
+                        "knowledge": None if t.knowledge is None else dict(t.knowledge),
+                        "flagged": t.flagged,
+                    }
+                events.extend(
+                    {
+                        "tenant_id": b.tenant_id,
+                        "call_id": b.call_id,
+                        "type": kind,
+                        "payload": dict(payload),
+                        "at": _utc(at, "at"),
+                    }
+                    for kind, payload, at in b.events
+                )
+            rows = list(turns.values())
+            for i in range(0, len(rows), 500):  # well under SQLite's bound on parameters
+                stmt = _insert_for(s)(Turn).values(rows[i : i + 500])
+                await s.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[Turn.call_id, Turn.index, Turn.role],
+                        set_={
+                            "text": stmt.excluded.text,
+                            "interrupted": stmt.excluded.interrupted,
+                            "started_at": stmt.excluded.started_at,
+                            "metrics": stmt.excluded.metrics,
+                            "knowledge": stmt.excluded.knowledge,
+                            "flagged": stmt.excluded.flagged,
+                        },
+                    )
+                )
+            if events:
+                await s.execute(_EVENTS.insert(), events)
+        return missing
 
     async def get_call(self, tenant_id: str, call_id: str) -> CallRecord | None:
         """The call with its turns in conversation order (by index, the user's side first)."""
