@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from callwright.engines.base import LLMDelta
 from callwright.engines.scripted import ScriptedASR
@@ -112,6 +113,61 @@ async def test_backchannel_does_not_interrupt(make_session):
     await h.feed(tone(0.9) + silence(0.3))
     await h.feed_until("agent_speech_ended", within=10)
     assert h.out.of("interruption") == []
+
+
+async def test_agent_falls_silent_before_the_words_are_decoded(make_session):
+    # a slow recogniser: the decision comes ~0.9 s after the speech reached the minimum
+    h = await make_session(
+        asr=ScriptedASR(text="wait I have a question", words_per_sec=20, delay_secs=1.0),
+        interruption_min_secs=0.4,
+    )
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", within=10)
+    await h.feed(silence(0.4))
+    await h.feed(tone(1.8))
+    await h.out.wait_for("interruption", within=3)
+    decided = h.out.first_time("interruption")
+    assert decided is not None
+    # paused at the minimum, so nothing was sent while the words were being decoded
+    assert [t for t, _ in h.out.audio if decided - 0.6 < t <= decided] == []
+    assert h.out.of("turn_metrics")[0].metrics.interrupted
+
+
+async def test_backchannel_pauses_the_agent_then_it_resumes_where_it_stopped(make_session):
+    # the first decode (begun at the speech start) answers 0.3 s after the minimum
+    h = await make_session(
+        asr=ScriptedASR(text="mhm yeah", words_per_sec=4, delay_secs=0.6),
+        interruption_min_secs=0.3,
+    )
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", within=10)
+    await h.feed(silence(0.3))
+    await h.feed(tone(1.0) + silence(0.3))
+    await h.feed_until("agent_speech_ended", within=10)
+    assert h.out.of("interruption") == []
+    times = [t for t, _ in h.out.audio]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert max(gaps) > 0.2, "the agent paused while the words were decoded"
+    # nothing was dropped: the whole reply was sent and kept in the history
+    tts_secs = len(REPLY.replace(" ", "")) / 14  # ScriptedTTS speaks 14 characters a second
+    assert len(times) * 0.02 >= tts_secs * 0.9
+    assert h.session.conversation.messages[-1].content == REPLY
+    assert h.out.of("turn_metrics")[0].metrics.late_frames == 0  # the pause is not lateness
+
+
+async def test_no_pause_when_disabled(make_session):
+    h = await make_session(
+        asr=ScriptedASR(text="mhm yeah", words_per_sec=4, delay_secs=0.6),
+        interruption_min_secs=0.3,
+        pause_while_deciding=False,
+    )
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", within=10)
+    await h.feed(silence(0.3))
+    await h.feed(tone(1.0) + silence(0.3))
+    await h.feed_until("agent_speech_ended", within=10)
+    times = [t for t, _ in h.out.audio]
+    assert max(b - a for a, b in itertools.pairwise(times)) < 0.2
 
 
 async def test_interrupt_on_duration_alone_when_words_not_required(make_session):

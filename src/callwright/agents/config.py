@@ -60,6 +60,11 @@ class TurnTakingConfig(_Strict):
     allow_interruptions: bool = True
     interruption_min_secs: float = Field(0.5, ge=0, le=5)
     interruption_min_words: int = Field(1, ge=0, le=10)
+    pause_while_deciding: bool = Field(
+        True,
+        description="pause the agent's audio while words spoken over it are decoded; "
+        "it resumes where it stopped if they were a backchannel",
+    )
     backchannel_words: list[str] | None = Field(
         None, description="words that never interrupt the agent; null keeps the built-in list"
     )

@@ -4,7 +4,8 @@ Audio goes out in 20 ms frames, at most `lead_secs` ahead of the caller's playba
 clock: enough to ride out network jitter, little enough that an interruption wastes
 almost nothing. Every frame belongs to a `Segment` (one spoken clause); on barge-in
 the pacer drops what is queued and reports, per segment, how much was played, which
-is what the conversation history keeps.
+is what the conversation history keeps. `pause()` holds the queue (the caller may be
+interrupting; the words decide) and `resume()` plays on from the same frame.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class OutputPacer:
         self._t0 = 0.0  # playback clock origin of the current burst
         self._burst_frames = 0
         self._play_end = 0.0
+        self._paused = False
         self.stats = PacerStats()
         self._loop = asyncio.get_running_loop()
 
@@ -107,6 +109,22 @@ class OutputPacer:
         """True while agent audio is queued or still playing at the caller."""
         return bool(self._queue) or self._loop.time() < self._play_end
 
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop sending; what is queued stays. Frames already sent still play out (at
+        most `lead_secs`), and count as heard."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Send on from where `pause` stopped: a new burst if the caller's playback ran
+        dry meanwhile, so the pause itself never counts as late frames."""
+        if self._paused:
+            self._paused = False
+            self._wakeup.set()
+
     def interrupt(self) -> list[Segment]:
         """Drop everything not yet played; return the segments touched, with their
         `played_frames` settled to what the caller heard."""
@@ -121,6 +139,7 @@ class OutputPacer:
         self._log.clear()
         self._queue.clear()
         self._play_end = now
+        self._paused = False
         for seg in touched.values():
             seg.queued_frames = max(seg.queued_frames, seg.sent_frames)
             seg.closed = True
@@ -142,9 +161,9 @@ class OutputPacer:
     async def run(self) -> None:
         loop = self._loop
         while True:
-            if not self._queue:
+            if not self._queue or self._paused:
                 # wait for audio, settling playback of what was sent in the meantime
-                while not self._queue:
+                while not self._queue or self._paused:
                     self._wakeup.clear()
                     if self._log:
                         timeout = max(0.0, self._log[0][0] - loop.time())
@@ -161,7 +180,7 @@ class OutputPacer:
             if deadline > now:
                 await asyncio.sleep(deadline - now)
                 now = loop.time()
-                if not self._queue:  # interrupted while waiting
+                if not self._queue or self._paused:  # interrupted or paused while waiting
                     continue
             elif now > deadline + self.lead_secs and self._burst_frames > 0:
                 # past its play time: the caller's buffer ran dry (the loop was too slow)

@@ -109,6 +109,9 @@ class TurnTaking:
     allow_interruptions: bool = True
     interruption_min_secs: float = 0.5  # caller speech over the agent before it may yield
     interruption_min_words: int = 1  # real (non-backchannel) words needed; 0 = duration only
+    # at interruption_min_secs the agent's audio pauses while the words are decoded; a
+    # backchannel resumes it where it stopped
+    pause_while_deciding: bool = True
     backchannel_words: frozenset[str] = DEFAULT_BACKCHANNELS
     idle_reprompt_secs: float | None = 8.0
     idle_hangup_secs: float | None = 20.0
@@ -164,6 +167,7 @@ class _Utterance:
     decided: bool = False  # barge-in decided (interrupt happened)
     backchannel: bool = False  # only backchannel words so far
     evaluating: bool = False
+    paused_agent: bool = False  # the agent's audio is held while this speech is decided
 
 
 @dataclass(slots=True)
@@ -433,6 +437,7 @@ class VoiceSession:
             return
         if (utt.over_agent and not utt.decided) or utt.backchannel:
             # noise, a cough or "mhm" over the agent: the agent carries on
+            self._resume_agent(utt)
             self._utterance = None
             self._transcriber.reset()
             self._refresh_idle_anchor()
@@ -476,6 +481,20 @@ class VoiceSession:
         utt = self._utterance
         assert utt is not None
         if (
+            self.turning.pause_while_deciding
+            and self.turning.interruption_min_words > 0
+            and utt.over_agent
+            and not utt.decided
+            and not utt.paused_agent
+            and not utt.backchannel
+            and self._audio_time - utt.start_time >= self.turning.interruption_min_secs
+            and self._pacer is not None
+            and self._reply is not None
+        ):
+            # long enough to be an interruption: fall silent now, let the words decide
+            utt.paused_agent = True
+            self._pacer.pause()
+        if (
             self._transcriber.active
             and not self._transcriber.busy
             and (
@@ -505,6 +524,7 @@ class VoiceSession:
         def done(t: asyncio.Task[Transcript]) -> None:
             utt.evaluating = False
             if t.cancelled() or t.exception() is not None or self._utterance is not utt:
+                self._resume_agent(utt)
                 return
             text = t.result().text.strip()
             if text and not utt.backchannel:
@@ -523,8 +543,16 @@ class VoiceSession:
                     self._interrupt()
                 else:
                     utt.backchannel = True
+                    self._resume_agent(utt)
 
         task.add_done_callback(done)
+
+    def _resume_agent(self, utt: _Utterance) -> None:
+        """The speech over the agent was not an interruption: play on from where it paused."""
+        if utt.paused_agent and not utt.decided:
+            utt.paused_agent = False
+            if self._pacer is not None:
+                self._pacer.resume()
 
     def _prefetch_context(self, partial: str) -> None:
         """While the caller speaks: fetch context for the partial, and let the LLM read
@@ -822,6 +850,8 @@ class VoiceSession:
     def _interrupt(self, record: bool = True) -> None:
         reply = self._reply
         if reply is None:
+            if self._pacer is not None:
+                self._pacer.resume()  # a pause for a reply that has since ended
             return
         if self._pacer is not None:
             self._pacer.interrupt()
@@ -838,6 +868,8 @@ class VoiceSession:
         if self._reply is not reply:
             return
         self._reply = None
+        if self._pacer is not None:
+            self._pacer.resume()  # a pause belongs to the reply it held
         heard = CITATION.sub("", reply.text).strip() if not interrupted else self._heard(reply)
         reply.metrics.interrupted = interrupted
         reply.metrics.playback_end = self._now()

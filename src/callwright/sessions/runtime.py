@@ -71,6 +71,7 @@ def session_settings(agent: AgentConfig) -> SessionSettings:
             allow_interruptions=t.allow_interruptions,
             interruption_min_secs=t.interruption_min_secs,
             interruption_min_words=t.interruption_min_words,
+            pause_while_deciding=t.pause_while_deciding,
             backchannel_words=(
                 frozenset(w.lower() for w in t.backchannel_words)
                 if t.backchannel_words is not None
