@@ -236,3 +236,56 @@ async def test_a_request_abandoned_while_queued_never_runs(llm: LlamaCppLLM) -> 
     stats = llm.last_stats
     assert stats is not None and stats.session_key == "q"
     assert stats.cancelled and stats.decode_calls == 0
+
+
+@pytest.mark.models
+async def test_a_waiting_conversation_gets_the_model_between_slices(llm: LlamaCppLLM) -> None:
+    """A second caller's request does not wait for a long reply to finish: the reply
+    pauses after a slice, and both texts are exactly what each would be alone."""
+    a = _first_turn("Tell me everything about your opening hours, in detail, day by day.")
+    b = _first_turn("Can I book a cleaning for my son?")
+    kw: dict[str, Any] = {"temperature": 0.0}
+    solo_a, _ = await _reply(llm, a, max_tokens=60, session_key="solo-a", **kw)
+    solo_b, _ = await _reply(llm, b, max_tokens=24, session_key="solo-b", **kw)
+
+    preempted = llm.preemptions
+    order: list[str] = []
+    stream_a = llm.stream(a, max_tokens=60, session_key="mix-a", **kw)
+    text_a: list[str] = []
+    async for d in stream_a:
+        text_a.append(d.text)
+        order.append("a")
+        if len(text_a) == 3:
+            break
+
+    async def rest_of_a() -> None:
+        async for d in stream_a:
+            text_a.append(d.text)
+            order.append("a")
+
+    async def all_of_b() -> str:
+        parts = []
+        async for d in llm.stream(b, max_tokens=24, session_key="mix-b", **kw):
+            parts.append(d.text)
+            order.append("b")
+        return "".join(parts)
+
+    mixed_b, _ = await asyncio.gather(all_of_b(), rest_of_a())
+    assert llm.preemptions > preempted
+    last_b = len(order) - 1 - order[::-1].index("b")
+    assert "a" in order[last_b:], "b finished while a was still generating"
+    assert "".join(text_a) == solo_a
+    assert mixed_b == solo_b
+
+
+@pytest.mark.models
+async def test_a_paused_reply_that_is_abandoned_ends_without_running(llm: LlamaCppLLM) -> None:
+    a = llm.stream(_first_turn("Count slowly from one to fifty."), max_tokens=80, session_key="pa")
+    await a.__anext__()
+    b = llm.stream(_first_turn("Are you open on Sunday?"), max_tokens=30, session_key="pb")
+    first_b = await b.__anext__()  # a paused after its slice and b took the model
+    assert first_b.text is not None
+    await a.aclose()  # the caller of `a` barged in while it was paused
+    rest = [d async for d in b]
+    assert rest and rest[-1].finish_reason in ("stop", "length")
+    assert "pa" not in llm._paused

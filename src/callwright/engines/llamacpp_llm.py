@@ -18,6 +18,14 @@ Prompt caching. On 2 CPU cores prompt evaluation dominates latency (about 4 s fo
   this model) under the old key, then restores the new key's cells if it has any.
   If it has none, the live context stays: it shares at least the system prompt.
 
+Two conversations at once. A reply that is already speaking has audio queued ahead of
+the caller, so it can wait; a caller who just stopped talking cannot. Generation runs
+in slices of `slice_tokens` tokens: when another conversation's request is waiting,
+the running one pauses after its slice (its KV cells saved under its key, its sampler
+kept) and goes to the back of the queue; it resumes exactly where it stopped, so the
+text is the same as uninterrupted (tested, greedy). A request without a session key
+runs to its end: its context could not be restored.
+
 `Llama.save_state()` / `LlamaRAMCache` were measured and rejected: `save_state`
 also copies the logits buffer (`n_tokens x n_vocab` floats, 104 MB for a 172-token
 context with Qwen's 151,936-token vocabulary), 0.28 s and ~106 MB per snapshot,
@@ -35,7 +43,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +94,19 @@ class _Request:
     stats: TurnStats = field(default_factory=TurnStats)
 
 
+@dataclass(eq=False, slots=True)
+class _Job:
+    """A generation request while it runs in slices on the worker thread."""
+
+    req: _Request
+    stop: threading.Event
+    emit: Callable[[object], None]
+    gen: Generator[None, None, None] | None = None  # paused generation (None: not started)
+    sampler: Any = None  # llama-cpp-python's sampler chain: it carries penalty history
+    slices: int = 0
+    paused_at: int = 0  # the worker's run count when it paused
+
+
 def messages_for_template(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
     """OpenAI-shaped messages whose tool-call arguments are objects, as HF templates expect.
 
@@ -121,6 +142,7 @@ class LlamaCppLLM:
         repeat_penalty: float = 1.1,
         n_gpu_layers: int = 0,
         warm_system_prompt: str | None = None,
+        slice_tokens: int = 12,
     ) -> None:
         import llama_cpp
         from llama_cpp import Llama
@@ -143,6 +165,12 @@ class LlamaCppLLM:
         self._seed = seed
         self._repeat_penalty = repeat_penalty
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+        self.slice_tokens = max(1, slice_tokens)
+        self._waiting: list[str | None] = []  # session keys of queued work, in order
+        self._waiting_lock = threading.Lock()
+        self._paused: set[str] = set()  # keys of paused generations: never evicted
+        self._runs = 0  # work items the worker has started
+        self.preemptions = 0
         self._max_sessions = max_sessions
         self._cache_budget = session_cache_mb * 1024 * 1024
         self._states: OrderedDict[str, _SeqState] = OrderedDict()
@@ -195,10 +223,12 @@ class LlamaCppLLM:
             return
         self._states[key] = _SeqState(llm.input_ids[: llm.n_tokens].copy(), bytes(buf)[:written])
         self._states.move_to_end(key)
-        while self._states and (
-            len(self._states) > self._max_sessions or self._state_bytes() > self._cache_budget
-        ):
-            self._states.popitem(last=False)
+        while len(self._states) > self._max_sessions or self._state_bytes() > self._cache_budget:
+            # the least recently used state that no paused generation needs
+            victim = next((k for k in self._states if k not in self._paused), None)
+            if victim is None:
+                break
+            del self._states[victim]
 
     def _restore(self, state: _SeqState) -> bool:
         import llama_cpp
@@ -242,11 +272,12 @@ class LlamaCppLLM:
             **kwargs,
         )
 
-    def _run(self, req: _Request, stop: threading.Event, emit: Callable[[object], None]) -> None:
-        """Worker thread: generate, emitting `LLMDelta`s; stop after the token in flight."""
+    def _generation(self, job: _Job) -> Generator[None, None, None]:
+        """Worker thread: generate, emitting `LLMDelta`s; yields after every token, where
+        the slice runner may pause it. Stops after the token in flight once `stop` is set."""
+        req, stop, emit = job.req, job.stop, job.emit
         stats = req.stats
         t0 = time.perf_counter()
-        self._turn = stats
         chunks: Iterator[dict[str, Any]] | None = None
         try:
             if stop.is_set():  # abandoned while queued behind another request
@@ -277,6 +308,7 @@ class LlamaCppLLM:
                         text = tagged.feed(text)
                     if text:
                         emit(LLMDelta(text=text))
+                    yield
                 finish = choice.get("finish_reason") or finish
             if stats.cancelled:
                 return
@@ -299,9 +331,89 @@ class LlamaCppLLM:
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()
-            stats.total_s = time.perf_counter() - t0
+            stats.total_s += time.perf_counter() - t0
+
+    def _submit(self, key: str | None, fn: Callable[[], None]) -> Future[None]:
+        """Queue work for the worker thread, noting its session key for the slicer."""
+        with self._waiting_lock:
+            self._waiting.append(key)
+
+        def run() -> None:
+            with self._waiting_lock:
+                self._waiting.remove(key)
+            self._runs += 1
+            fn()
+
+        try:
+            return self._executor.submit(run)
+        except RuntimeError:
+            with self._waiting_lock:
+                self._waiting.remove(key)
+            raise
+
+    def _others_waiting(self, key: str) -> bool:
+        with self._waiting_lock:
+            return any(k != key for k in self._waiting)
+
+    def _run_slice(self, job: _Job) -> None:
+        """Worker thread: run `job` until it ends, or for a slice if others wait."""
+        try:
+            if self._slice(job):
+                return  # paused, queued again
+        except BaseException as exc:  # never leave a stream waiting for its end
+            job.emit(EngineError(f"llama.cpp worker failed: {type(exc).__name__}: {exc}"))
+            job.emit(_DONE)
+            raise
+        self.last_stats = job.req.stats
+        job.emit(_DONE)
+
+    def _slice(self, job: _Job) -> bool:
+        """One slice of `job`; True if it paused (and is queued again)."""
+        key = job.req.session_key
+        gen = job.gen
+        if gen is not None:  # resuming a paused generation
+            assert key is not None
+            self._paused.discard(key)
+            if job.stop.is_set():  # abandoned while paused: end it without a token more
+                job.req.stats.cancelled = True
+                gen.close()
+                return False
+            # its context: still live if nothing ran since, else saved under its key (a
+            # request of the same conversation in between would have consumed it)
+            untouched = key == self._live_key and self._runs == job.paused_at + 1
+            if not untouched and (key == self._live_key or not self._switch_session(key)):
+                job.emit(EngineError("llama.cpp: a paused conversation's state was lost"))
+                gen.close()
+                return False
+            self._llm._sampler = job.sampler
+        else:
+            gen = job.gen = self._generation(job)
+        job.slices += 1
+        self._turn = job.req.stats
+        tokens = 0
+        try:
+            for _ in gen:
+                tokens += 1
+                if (
+                    key is not None
+                    and tokens >= self.slice_tokens
+                    and not job.stop.is_set()
+                    and self._others_waiting(key)
+                ):
+                    # pause: whatever runs next saves this context under its key
+                    job.sampler = self._llm._sampler
+                    job.paused_at = self._runs
+                    self._paused.add(key)
+                    try:
+                        self._submit(key, lambda: self._run_slice(job))
+                    except RuntimeError:  # shutting down: finish here instead
+                        self._paused.discard(key)
+                        continue
+                    self.preemptions += 1
+                    return True
+        finally:
             self._turn = None
-            self.last_stats = stats
+        return False
 
     async def stream(
         self,
@@ -332,13 +444,22 @@ class LlamaCppLLM:
             except RuntimeError:  # the loop is gone: nobody is listening
                 stop.set()
 
-        def work() -> None:
-            try:
-                self._run(req, stop, emit)
-            finally:
-                emit(_DONE)
+        job = _Job(req, stop, emit)
+        done = loop.create_future()
 
-        fut: Future[None] = self._executor.submit(work)
+        def finished() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def emit_or_finish(item: object) -> None:
+            emit(item)
+            if item is _DONE:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(finished)
+
+        job.emit = emit_or_finish
+
+        self._submit(session_key, lambda: self._run_slice(job))
         try:
             while True:
                 item = await queue.get()
@@ -350,9 +471,10 @@ class LlamaCppLLM:
                 yield item
         finally:
             stop.set()
-            # Return only once the worker let go of the model (within one token).
+            # Return only once the worker is done with this request (within one token
+            # when it is running; a paused or queued one ends at its next turn).
             with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.wrap_future(fut))
+                await asyncio.shield(done)
 
     # ------------------------------------------------------------------ warm-up / lifecycle
     def _warmup_sync(self, system_prompt: str, tools: list[dict[str, Any]] | None) -> None:
@@ -367,10 +489,9 @@ class LlamaCppLLM:
     async def warmup(self, system_prompt: str, tools: Sequence[ToolSpec] = ()) -> None:
         """Evaluate `system_prompt` (and the tool list, which Qwen's template puts in the
         system turn) so the first real turn finds it in the KV cache."""
+        tool_list = [t.to_openai() for t in tools] or None
         await asyncio.wrap_future(
-            self._executor.submit(
-                self._warmup_sync, system_prompt, [t.to_openai() for t in tools] or None
-            )
+            self._submit(None, lambda: self._warmup_sync(system_prompt, tool_list))
         )
 
     def _prefill_sync(self, messages: Any, session_key: str | None) -> None:
@@ -383,8 +504,9 @@ class LlamaCppLLM:
         Queued like any request, so it never delays a reply already generating."""
         if self._closed:
             return
+        msgs = messages_for_template(messages)
         await asyncio.wrap_future(
-            self._executor.submit(self._prefill_sync, messages_for_template(messages), session_key)
+            self._submit(session_key, lambda: self._prefill_sync(msgs, session_key))
         )
 
     async def aclose(self) -> None:
