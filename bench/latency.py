@@ -93,6 +93,12 @@ def main() -> None:
         default="on",
         help="off: the demo agent without its knowledge base (the pipeline alone)",
     )
+    ap.add_argument(
+        "--llm-slice-tokens",
+        type=int,
+        default=None,
+        help="llama.cpp slice_tokens for the demo agent (a huge value: no time slicing)",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,13 +112,18 @@ def main() -> None:
         if url is None:
             t0 = time.monotonic()
             agents = REPO / "agents"
-            if args.knowledge == "off":
+            if args.knowledge == "off" or args.llm_slice_tokens is not None:
                 agents = tmpdir / "agents"
                 agents.mkdir()
                 demo = (REPO / "agents" / "clinic-receptionist.yaml").read_text()
-                (agents / "clinic-receptionist.yaml").write_text(
-                    demo.replace("  mode: auto\n", "  mode: off\n")
-                )
+                if args.knowledge == "off":
+                    demo = demo.replace("  mode: auto\n", "  mode: off\n")
+                if args.llm_slice_tokens is not None:
+                    slicing = (
+                        f"{{name: llamacpp, options: {{slice_tokens: {args.llm_slice_tokens}}}}}"
+                    )
+                    demo = demo.replace("  llm: {name: llamacpp}", f"  llm: {slicing}")
+                (agents / "clinic-receptionist.yaml").write_text(demo)
             server = ServerProcess(agents, tmpdir / "data", default_agent="clinic-receptionist")
             print(f"server ready in {time.monotonic() - t0:.1f} s", flush=True)
             url = server.ws_url
