@@ -127,3 +127,18 @@ async def test_pool_of_two_serves_concurrent_requests() -> None:
         assert len(set(engine.worker_pids)) == 2
     finally:
         await engine.aclose()
+
+
+@pytest.mark.models
+async def test_word_timings_come_with_each_sentence(tts: PiperTTS) -> None:
+    pieces = [
+        p async for p in tts.synthesize_timed("We open at nine. On Saturdays we close at one.")
+    ]
+    assert [len(p.word_ends) for p in pieces] == [4, 6]  # one end per spoken word
+    for p in pieces:
+        samples = len(p.pcm) // 2
+        assert list(p.word_ends) == sorted(p.word_ends)
+        assert 0 < p.word_ends[0] < samples and p.word_ends[-1] == samples
+        # words take time: no two ends closer than 40 ms, none empty
+        gaps = [b - a for a, b in zip((0, *p.word_ends), p.word_ends, strict=False)]
+        assert min(gaps) > 0.04 * tts.sample_rate

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 
+import numpy as np
+
 from callwright.engines.base import LLMDelta
-from callwright.engines.scripted import ScriptedASR
+from callwright.engines.scripted import ScriptedASR, ScriptedLLM
 from callwright.pipeline.endpointing import TranscriptEndpointing
 
 from .conftest import silence, tone
@@ -292,3 +294,40 @@ def _fixed_llm(text: str) -> object:
             yield LLMDelta(finish_reason="stop")
 
     return Fixed()
+
+
+class FrontLoadedTTS:
+    """Speaks 0.5 s per word, its first word taking 60% of each piece, and says so."""
+
+    name = "front-loaded"
+    sample_rate = 16000
+
+    async def synthesize(self, text, *, voice=None):
+        async for piece in self.synthesize_timed(text, voice=voice):
+            yield piece.pcm
+
+    async def synthesize_timed(self, text, *, voice=None):
+        from callwright.engines.base import TimedAudio
+
+        n = len(text.split())
+        total = int(0.5 * n * self.sample_rate)
+        first = int(total * 0.6)
+        rest = [first + (total - first) * (k + 1) // (n - 1) for k in range(n - 1)]
+        audio = (np.sin(np.arange(total) * 0.1) * 3000).astype("<i2").tobytes()
+        yield TimedAudio(audio, (first, *rest))
+
+
+async def test_barge_in_history_keeps_the_words_the_timings_say_were_heard(make_session):
+    h = await make_session(
+        llm=ScriptedLLM(reply="Absolutely wonderful tremendous excellent news today. Goodbye now."),
+        tts=FrontLoadedTTS(),
+        interruption_min_secs=0.3,
+    )
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", within=10)
+    # ~1.4 s of a 3 s first piece will have played (the agent pauses at the minimum);
+    # its first word ends at 1.8 s
+    await h.feed(silence(0.9))
+    await h.feed(tone(1.0))
+    event = await h.out.wait_for("interruption", within=3)
+    assert event.heard_text == "", event.heard_text  # an even spread would say 1-2 words

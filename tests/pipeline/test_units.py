@@ -136,3 +136,23 @@ def test_conversation_history_is_bounded_by_characters():
     assert [m.content for m in msgs[1:]] == ["question number 9", "answer 9"]
     conv.add_user("x" * 100)  # one long message is still sent whole
     assert [m.content for m in conv.for_llm()[1:]] == ["x" * 100]
+
+
+def test_heard_text_follows_the_tts_word_timings():
+    from callwright.pipeline.pacer import Segment
+
+    seg = Segment(text="Extraordinarily long opening, then short words", turn=1)
+    seg.queued_frames = 100
+    seg.word_end_frames = [60.0, 70.0, 80.0, 90.0, 100.0]  # the first word takes 60%
+    seg.played_frames = 55
+    assert seg.heard_text() == ""  # even spreading would say two words
+    seg.played_frames = 75
+    assert seg.heard_text() == "Extraordinarily long"
+    # spoken in more words than written ("9am" as "nine a m"): the same share of them
+    seg = Segment(text="Come at 9am please", turn=1)
+    seg.queued_frames = 60
+    seg.word_end_frames = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    seg.played_frames = 30
+    assert seg.heard_text() == "Come at"
+    seg.played_frames = 60
+    assert seg.heard_text() == "Come at 9am please"

@@ -133,6 +133,25 @@ class TTSEngine(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TimedAudio:
+    """A piece of speech with where its words end: sample offsets into `pcm` (PCM16
+    mono at the engine's rate), one per word spoken in it, in order. What the caller
+    heard before a barge-in is then counted in real words, not an even spread."""
+
+    pcm: bytes
+    word_ends: tuple[int, ...] = ()
+
+
+@runtime_checkable
+class TimedTTSEngine(TTSEngine, Protocol):
+    """A TTS engine that also reports word timings (optional; Piper does)."""
+
+    def synthesize_timed(
+        self, text: str, *, voice: str | None = None
+    ) -> AsyncIterator[TimedAudio]: ...
+
+
 # --------------------------------------------------------------------------- VAD
 class VADStream(Protocol):
     """Per-session detector state (recurrent models keep context between windows)."""

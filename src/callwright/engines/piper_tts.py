@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Any
 
-from callwright.engines.base import EngineError
+from callwright.engines.base import EngineError, TimedAudio
 
 # The frame reader is shared with the worker; that module imports Piper only inside
 # its `main()`, so importing it here pulls in nothing GPL.
@@ -133,7 +133,7 @@ class _Worker:
                 continue  # an abandoned request's leftovers
             kind = header.get("kind")
             if kind == "audio":
-                pending.put(payload)
+                pending.put(TimedAudio(payload, tuple(int(x) for x in header.get("word_ends", ()))))
             elif kind == "end":
                 pending.put(_END)
             elif kind == "error":
@@ -262,6 +262,17 @@ class PiperTTS:
         return worker
 
     async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
+        pieces = self.synthesize_timed(text, voice=voice)
+        try:
+            async for piece in pieces:
+                yield piece.pcm
+        finally:
+            await pieces.aclose()  # type: ignore[attr-defined]  # an async generator
+
+    async def synthesize_timed(
+        self, text: str, *, voice: str | None = None
+    ) -> AsyncIterator[TimedAudio]:
+        """Audio per sentence with its word end offsets (empty without alignments)."""
         if not text.strip():
             return
         worker = await self._pick()
@@ -277,7 +288,7 @@ class PiperTTS:
                 if isinstance(item, BaseException):
                     finished = True
                     raise item
-                assert isinstance(item, bytes)
+                assert isinstance(item, TimedAudio)
                 yield item
         finally:
             if finished:

@@ -10,7 +10,9 @@ Protocol. Requests are newline-delimited JSON on stdin:
 Responses are frames on stdout: a 4-byte big-endian length, a JSON header of that
 length, then `n` bytes of payload:
     {"kind": "ready", "sample_rate": 22050, "n": 0}           once, after loading
-    {"id": "r1", "kind": "audio", "n": 12345}                  PCM16 mono, one sentence
+    {"id": "r1", "kind": "audio", "n": 12345, "word_ends": [4864, ...]}
+                                                 PCM16 mono, one sentence; word_ends (samples
+                                                 into it) when the voice gives alignments
     {"id": "r1", "kind": "end", "n": 0, "cancelled": false}
     {"id": "r1", "kind": "error", "n": 0, "message": "..."}
 Requests run one at a time in arrival order; a separate thread reads stdin so a
@@ -104,12 +106,46 @@ class _Inbox:
             self._cancelled.discard(req_id)
 
 
+def _with_alignments(model_path: str) -> tuple[str | bytes, bool]:
+    """The voice patched in memory to output phoneme durations (needs `onnx`); the
+    plain path if that is not possible, so a voice always loads."""
+    try:
+        import onnx
+        from piper.patch_voice_with_alignment import add_alignment_output
+
+        model = onnx.load(model_path)
+        add_alignment_output(model)
+        return model.SerializeToString(), True
+    except Exception as exc:  # no onnx, or a voice already patched / not patchable
+        print(f"piper worker: no word timings ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return model_path, False
+
+
+def _word_ends(alignments: Any) -> list[int]:
+    """Sample offsets where each word ends: Piper's phonemes separate words with " "."""
+    if not alignments:
+        return []
+    ends: list[int] = []
+    pos = 0
+    for a in alignments:
+        pos += int(a.num_samples)
+        if a.phoneme == " ":
+            ends.append(pos)
+    ends.append(pos)
+    return ends
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--model", required=True)
     ap.add_argument("--config", required=True)
     ap.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     ap.add_argument("--length-scale", type=float, default=None)
+    ap.add_argument(
+        "--no-alignments",
+        action="store_true",
+        help="do not patch the voice for phoneme alignments (word timings)",
+    )
     args = ap.parse_args(argv)
 
     # Keep the protocol stream private: anything a library prints goes to stderr.
@@ -125,14 +161,20 @@ def main(argv: list[str] | None = None) -> int:
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = args.threads
     opts.inter_op_num_threads = 1
+    model: str | bytes = args.model
+    aligned = False
+    if not args.no_alignments:
+        model, aligned = _with_alignments(args.model)
     voice = PiperVoice(
         config=PiperConfig.from_dict(config_dict),
         session=onnxruntime.InferenceSession(
-            args.model, sess_options=opts, providers=["CPUExecutionProvider"]
+            model, sess_options=opts, providers=["CPUExecutionProvider"]
         ),
     )
     speakers: dict[str, int] = config_dict.get("speaker_id_map") or {}
-    write_frame(out, {"kind": "ready", "sample_rate": voice.config.sample_rate})
+    write_frame(
+        out, {"kind": "ready", "sample_rate": voice.config.sample_rate, "alignments": aligned}
+    )
 
     inbox = _Inbox()
     threading.Thread(target=inbox.reader, args=(sys.stdin.buffer,), daemon=True).start()
@@ -148,11 +190,16 @@ def main(argv: list[str] | None = None) -> int:
                 speaker_id=speakers.get(str(speaker)) if speaker is not None else None,
                 length_scale=args.length_scale,
             )
-            for chunk in voice.synthesize(str(req.get("text", "")), syn_config=syn):
+            text = str(req.get("text", ""))
+            for chunk in voice.synthesize(text, syn_config=syn, include_alignments=aligned):
                 if inbox.cancelled(req_id):
                     cancelled = True
                     break
-                write_frame(out, {"id": req_id, "kind": "audio"}, chunk.audio_int16_bytes)
+                header: dict[str, Any] = {"id": req_id, "kind": "audio"}
+                ends = _word_ends(chunk.phoneme_alignments)
+                if ends:
+                    header["word_ends"] = ends
+                write_frame(out, header, chunk.audio_int16_bytes)
             cancelled = cancelled or inbox.cancelled(req_id)
             write_frame(out, {"id": req_id, "kind": "end", "cancelled": cancelled})
         except BrokenPipeError:

@@ -29,14 +29,24 @@ class Segment:
     played_frames: int = 0
     closed: bool = False
     first_sent_at: float | None = None
+    # where the TTS says each spoken word ends, in frames from the segment's start
+    word_end_frames: list[float] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     _tail: bytes = b""
 
     def heard_text(self) -> str:
-        """The words heard, assuming speech spreads evenly over the segment's audio."""
+        """The words heard: by the TTS's word timings when it gave them, else assuming
+        speech spreads evenly over the segment's audio."""
         if self.queued_frames == 0 or self.played_frames >= self.queued_frames:
             return self.text if self.played_frames else ""
         words = self.text.split()
+        ends = self.word_end_frames
+        if ends:
+            spoken = sum(1 for e in ends if e <= self.played_frames)
+            if len(ends) == len(words):
+                return " ".join(words[:spoken])
+            # the TTS spoke the text in other words ("9am" as "nine a m"): same share
+            return " ".join(words[: math.floor(len(words) * spoken / len(ends))])
         n = math.floor(len(words) * self.played_frames / self.queued_frames)
         return " ".join(words[:n])
 
@@ -63,7 +73,8 @@ class OutputPacer:
     ) -> None:
         self.sample_rate = sample_rate
         self.frame_secs = frame_secs
-        self.frame_bytes = int(sample_rate * frame_secs) * SAMPLE_WIDTH
+        self.frame_samples = int(sample_rate * frame_secs)
+        self.frame_bytes = self.frame_samples * SAMPLE_WIDTH
         self.lead_secs = lead_secs
         self._send = send
         self._on_frame = on_frame

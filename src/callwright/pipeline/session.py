@@ -33,6 +33,7 @@ from callwright.engines.base import (
     ASREngine,
     ChatMessage,
     LLMEngine,
+    TimedTTSEngine,
     ToolCall,
     ToolSpec,
     Transcript,
@@ -795,10 +796,17 @@ class VoiceSession:
             while (piece := await chunks.get()) is not None:
                 segment = self._pacer.begin_segment(piece, reply.turn)
                 held: list[bytes] = []
-                async for pcm in self.engines.tts.synthesize(piece, voice=self.settings.voice):
+                seg_samples = 0  # output samples of this segment so far
+                async for pcm, word_ends in self._speak(piece):
                     if reply.metrics.tts_first_audio is None:
                         reply.metrics.tts_first_audio = self._now()
                     out = resampler.process(pcm) if resampler else pcm
+                    if word_ends:
+                        ratio = self.output_rate / self.engines.tts.sample_rate
+                        segment.word_end_frames.extend(
+                            (seg_samples + e * ratio) / self._pacer.frame_samples for e in word_ends
+                        )
+                    seg_samples += len(out) // 2
                     if not reply.gate.is_set():
                         held.append(out)
                         continue
@@ -826,6 +834,25 @@ class VoiceSession:
             self._finish_reply(reply, interrupted=True, emit_interruption=False)
             return
         self._finish_reply(reply, interrupted=False)
+
+    async def _speak(self, text: str) -> AsyncIterator[tuple[bytes, tuple[int, ...]]]:
+        """TTS audio with word end offsets, where the engine reports them. The engine's
+        stream is closed as soon as this one is (barge-in), not when it is collected."""
+        tts = self.engines.tts
+        voice = self.settings.voice
+        timed = isinstance(tts, TimedTTSEngine)
+        stream: AsyncIterator[Any] = (
+            tts.synthesize_timed(text, voice=voice)
+            if isinstance(tts, TimedTTSEngine)
+            else tts.synthesize(text, voice=voice)
+        )
+        try:
+            async for piece in stream:
+                yield (piece.pcm, piece.word_ends) if timed else (piece, ())
+        finally:
+            close = getattr(stream, "aclose", None)
+            if close is not None:
+                await close()
 
     def _release(self, reply: _Reply, segment: Segment, pcm: list[bytes]) -> None:
         assert self._pacer is not None
