@@ -4,8 +4,10 @@ One `Llama` context serves every call in the process, so requests run one at a t
 on a dedicated worker thread (a single-thread executor is the lock). Tokens cross to
 the event loop through `loop.call_soon_threadsafe` into an `asyncio.Queue`; closing
 the async iterator sets a stop flag the worker checks after every token, and
-`aclose()` returns once the worker has stopped, so a barge-in frees the model within
-one token (prompt evaluation itself is one llama.cpp call and is not interrupted).
+`aclose()` returns once the worker is done with the request, so a barge-in frees the
+model within one token (prompt evaluation itself is one llama.cpp call and is not
+interrupted); a request paused between slices (below) ends at its next turn without
+generating another token.
 
 Prompt caching. On 2 CPU cores prompt evaluation dominates latency (about 4 s for a
 520-token prompt, 0.3 s when its prefix is already in the KV cache), so:
