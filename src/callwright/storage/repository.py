@@ -164,6 +164,55 @@ def _insert_for(session: AsyncSession) -> Any:
     raise NotImplementedError(f"unsupported database dialect {name!r}")
 
 
+def _turn_row(tenant_id: str, call_id: str, t: TurnWrite) -> dict[str, Any]:
+    if t.role not in TURN_ROLES:
+        raise ValueError(f"role must be one of {TURN_ROLES}, not {t.role!r}")
+    return {
+        "tenant_id": tenant_id,
+        "call_id": call_id,
+        "index": t.index,
+        "role": t.role,
+        "text": t.text,
+        "interrupted": t.interrupted,
+        "started_at": _utc(t.started_at, "started_at"),
+        "metrics": None if t.metrics is None else dict(t.metrics),
+        "knowledge": None if t.knowledge is None else dict(t.knowledge),
+        "flagged": t.flagged,
+    }
+
+
+def _event_rows(tenant_id: str, call_id: str, events: Sequence[EventInput]) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant_id": tenant_id,
+            "call_id": call_id,
+            "type": kind,
+            "payload": dict(payload),
+            "at": _utc(at, "at"),
+        }
+        for kind, payload, at in events
+    ]
+
+
+async def _upsert_turns(s: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert turns, replacing any with the same (call, index, role)."""
+    for i in range(0, len(rows), 500):  # well under SQLite's bound on parameters
+        stmt = _insert_for(s)(Turn).values(rows[i : i + 500])
+        await s.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[Turn.call_id, Turn.index, Turn.role],
+                set_={
+                    "text": stmt.excluded.text,
+                    "interrupted": stmt.excluded.interrupted,
+                    "started_at": stmt.excluded.started_at,
+                    "metrics": stmt.excluded.metrics,
+                    "knowledge": stmt.excluded.knowledge,
+                    "flagged": stmt.excluded.flagged,
+                },
+            )
+        )
+
+
 def _agent_version(row: AgentConfig) -> AgentConfigVersion:
     return AgentConfigVersion(
         tenant_id=row.tenant_id,
@@ -440,53 +489,21 @@ class CallRepository:
     ) -> None:
         """Record one side of a turn; writing the same (index, role) again replaces it,
         so a retried or corrected write is harmless."""
-        if role not in TURN_ROLES:
-            raise ValueError(f"role must be one of {TURN_ROLES}, not {role!r}")
-        values = {
-            "tenant_id": tenant_id,
-            "call_id": call_id,
-            "index": index,
-            "role": role,
-            "text": text,
-            "interrupted": interrupted,
-            "started_at": _utc(started_at, "started_at"),
-            "metrics": None if metrics is None else dict(metrics),
-            "knowledge": None if knowledge is None else dict(knowledge),
-            "flagged": flagged,
-        }
+        row = _turn_row(
+            tenant_id,
+            call_id,
+            TurnWrite(index, role, text, interrupted, started_at, metrics, knowledge, flagged),
+        )
         async with self._sessions() as s, s.begin():
             await self._require_call(s, tenant_id, call_id)
-            upsert = _insert_for(s)
-            stmt = upsert(Turn).values(**values)
-            await s.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[Turn.call_id, Turn.index, Turn.role],
-                    set_={
-                        "text": stmt.excluded.text,
-                        "interrupted": stmt.excluded.interrupted,
-                        "started_at": stmt.excluded.started_at,
-                        "metrics": stmt.excluded.metrics,
-                        "knowledge": stmt.excluded.knowledge,
-                        "flagged": stmt.excluded.flagged,
-                    },
-                )
-            )
+            await _upsert_turns(s, [row])
 
     async def add_events(self, tenant_id: str, call_id: str, events: Sequence[EventInput]) -> int:
         """Insert (type, payload, at) events in one transaction and one executemany;
         returns how many were written."""
         if not events:
             return 0
-        rows = [
-            {
-                "tenant_id": tenant_id,
-                "call_id": call_id,
-                "type": t,
-                "payload": dict(p),
-                "at": _utc(at, "at"),
-            }
-            for t, p, at in events
-        ]
+        rows = _event_rows(tenant_id, call_id, events)
         async with self._sessions() as s, s.begin():
             await self._require_call(s, tenant_id, call_id)
             await s.execute(_EVENTS.insert(), rows)
@@ -518,46 +535,9 @@ class CallRepository:
                     missing.append((b.tenant_id, b.call_id))
                     continue
                 for t in b.turns:
-                    if t.role not in TURN_ROLES:
-                        raise ValueError(f"role must be one of {TURN_ROLES}, not {t.role!r}")
-                    turns[(b.call_id, t.index, t.role)] = {
-                        "tenant_id": b.tenant_id,
-                        "call_id": b.call_id,
-                        "index": t.index,
-                        "role": t.role,
-                        "text": t.text,
-                        "interrupted": t.interrupted,
-                        "started_at": _utc(t.started_at, "started_at"),
-                        "metrics": None if t.metrics is None else dict(t.metrics),
-                        "knowledge": None if t.knowledge is None else dict(t.knowledge),
-                        "flagged": t.flagged,
-                    }
-                events.extend(
-                    {
-                        "tenant_id": b.tenant_id,
-                        "call_id": b.call_id,
-                        "type": kind,
-                        "payload": dict(payload),
-                        "at": _utc(at, "at"),
-                    }
-                    for kind, payload, at in b.events
-                )
-            rows = list(turns.values())
-            for i in range(0, len(rows), 500):  # well under SQLite's bound on parameters
-                stmt = _insert_for(s)(Turn).values(rows[i : i + 500])
-                await s.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[Turn.call_id, Turn.index, Turn.role],
-                        set_={
-                            "text": stmt.excluded.text,
-                            "interrupted": stmt.excluded.interrupted,
-                            "started_at": stmt.excluded.started_at,
-                            "metrics": stmt.excluded.metrics,
-                            "knowledge": stmt.excluded.knowledge,
-                            "flagged": stmt.excluded.flagged,
-                        },
-                    )
-                )
+                    turns[(b.call_id, t.index, t.role)] = _turn_row(b.tenant_id, b.call_id, t)
+                events.extend(_event_rows(b.tenant_id, b.call_id, b.events))
+            await _upsert_turns(s, list(turns.values()))
             if events:
                 await s.execute(_EVENTS.insert(), events)
         return missing
