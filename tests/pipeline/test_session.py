@@ -331,3 +331,20 @@ async def test_barge_in_history_keeps_the_words_the_timings_say_were_heard(make_
     await h.feed(tone(1.0))
     event = await h.out.wait_for("interruption", within=3)
     assert event.heard_text == "", event.heard_text  # an even spread would say 1-2 words
+
+
+async def test_speech_not_yet_recognised_keeps_the_pause_until_it_stops(make_session):
+    asr = ScriptedASR(text="what time do you open on saturday", words_per_sec=20)
+    h = await make_session(asr=asr, interruption_min_secs=0.3)
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", within=10)
+    asr.words = []  # what the caller says over the agent: no words recognised in it
+    await h.feed(silence(0.3))
+    noise_at = asyncio.get_running_loop().time()
+    await h.feed(tone(1.2))
+    # held for the whole noise, not resumed at the first empty decode
+    assert [t for t, _ in h.out.audio if noise_at + 0.6 < t < noise_at + 1.2] == []
+    await h.feed(silence(0.4))
+    await h.feed_until("agent_speech_ended", within=10)
+    assert h.out.of("interruption") == []
+    assert h.session.conversation.messages[-1].content == REPLY

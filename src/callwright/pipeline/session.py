@@ -542,9 +542,11 @@ class VoiceSession:
                 if len(real) >= self.turning.interruption_min_words:
                     utt.backchannel = False
                     self._interrupt()
-                else:
+                elif words:  # only backchannel words: the agent plays on
                     utt.backchannel = True
                     self._resume_agent(utt)
+                # nothing recognised yet: still undecided (and paused); the next decode
+                # decides, and speech that stops undecided resumes the agent
 
         task.add_done_callback(done)
 
