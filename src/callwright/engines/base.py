@@ -122,6 +122,21 @@ class LLMEngine(Protocol):
         ...
 
 
+@runtime_checkable
+class WarmableLLM(Protocol):
+    """An LLM that can read the system prompt before the first call (a prompt cache)."""
+
+    async def warmup(self, system_prompt: str, tools: Sequence[ToolSpec] = ()) -> None: ...
+
+
+@runtime_checkable
+class PrefillLLM(Protocol):
+    """An LLM that can read a conversation's prompt ahead of its turn (a prompt cache):
+    the turn then reuses it as a cached prefix. Queued like any request."""
+
+    async def prefill(self, messages: Sequence[ChatMessage], *, session_key: str | None) -> None: ...
+
+
 # --------------------------------------------------------------------------- TTS
 @runtime_checkable
 class TTSEngine(Protocol):
@@ -170,6 +185,14 @@ class VADEngine(Protocol):
     def open_stream(self) -> VADStream: ...
 
 
+@runtime_checkable
+class BatchVADEngine(VADEngine, Protocol):
+    """A VAD that scores many calls' windows in one inference (one window per stream,
+    streams opened by this engine); `pipeline.vad_batch` batches across calls with it."""
+
+    def probabilities(self, streams: Sequence[Any], windows: Sequence[np.ndarray]) -> list[float]: ...
+
+
 # --------------------------------------------------------------------- embeddings
 @runtime_checkable
 class EmbeddingEngine(Protocol):
@@ -188,6 +211,26 @@ class EmbeddingEngine(Protocol):
     async def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     async def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------- reranking
+@runtime_checkable
+class RerankEngine(Protocol):
+    """Scores passages by relevance to a query (cross-encoders, rerank APIs): texts in,
+    one score per text out, in the order given; higher is more relevant. Ordering and
+    thresholds are the caller's business (`knowledge.search`)."""
+
+    name: str
+
+    async def scores(self, query: str, texts: Sequence[str]) -> list[float]: ...
+
+
+# --------------------------------------------------------------------- lifecycle
+@runtime_checkable
+class ClosableEngine(Protocol):
+    """An engine holding resources (threads, processes, HTTP clients) to release."""
+
+    async def aclose(self) -> None: ...
 
 
 class EngineError(RuntimeError):
