@@ -1,144 +1,31 @@
-"""A harness that drives a VoiceSession with synthetic audio at real-time pace."""
+"""Pipeline tests run in virtual time, except those marked `realtime` (smoke tests of
+the same behaviour on the ordinary event loop)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pytest
 
-from callwright.engines.energy_vad import EnergyVADEngine
-from callwright.engines.scripted import ScriptedASR, ScriptedLLM, ScriptedTTS
-from callwright.pipeline.events import SessionEvent
-from callwright.pipeline.session import SessionEngines, SessionSettings, TurnTaking, VoiceSession
-
-RATE = 16000
-FRAME = 0.02
+from tests.helpers.virtual_time import VirtualTimeLoop
+from tests.helpers.voice_session import Harness, build_session
 
 
-def tone(secs: float, freq: float = 300.0, amp: float = 6000.0) -> bytes:
-    t = np.arange(int(secs * RATE)) / RATE
-    return (np.sin(2 * np.pi * freq * t) * amp).astype("<i2").tobytes()
-
-
-def silence(secs: float) -> bytes:
-    return bytes(int(secs * RATE) * 2)
-
-
-@dataclass
-class Recorder:
-    """A SessionOutput that remembers everything with loop timestamps."""
-
-    events: list[tuple[float, SessionEvent]] = field(default_factory=list)
-    audio: list[tuple[float, bytes]] = field(default_factory=list)
-    clears: list[float] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def now(self) -> float:
-        return asyncio.get_running_loop().time()
-
-    async def send_audio(self, pcm: bytes) -> None:
-        self.audio.append((self.now(), pcm))
-
-    async def send_event(self, event: SessionEvent) -> None:
-        self.events.append((self.now(), event))
-        self.changed.set()
-
-    async def clear_audio(self) -> None:
-        self.clears.append(self.now())
-
-    def of(self, kind: str) -> list[Any]:
-        return [e for _, e in self.events if e.type == kind]
-
-    def first_time(self, kind: str) -> float | None:
-        return next((t for t, e in self.events if e.type == kind), None)
-
-    async def wait_for(self, kind: str, within: float = 5.0) -> Any:
-        async def poll() -> Any:
-            while not self.of(kind):
-                self.changed.clear()
-                await self.changed.wait()
-            return self.of(kind)[0]
-
-        return await asyncio.wait_for(poll(), within)
-
-
-class Harness:
-    def __init__(self, session: VoiceSession, out: Recorder) -> None:
-        self.session = session
-        self.out = out
-        self.task: asyncio.Task[str] | None = None
-        self._sent = 0
-        self._t0 = 0.0
-
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.session.run())
-        self._t0 = asyncio.get_running_loop().time()
-
-    async def feed(self, pcm: bytes) -> None:
-        """Stream audio in 20 ms frames on an absolute real-time schedule."""
-        loop = asyncio.get_running_loop()
-        step = int(FRAME * RATE) * 2
-        for i in range(0, len(pcm), step):
-            due = self._t0 + self._sent * FRAME
-            if due > loop.time():
-                await asyncio.sleep(due - loop.time())
-            self.session.push_audio(pcm[i : i + step])
-            self._sent += 1
-
-    async def feed_until(self, kind: str, within: float = 5.0) -> None:
-        """Stream silence until the session emits `kind`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not self.out.of(kind):
-            if loop.time() > deadline:
-                raise AssertionError(
-                    f"no {kind!r} event; got {[e.type for _, e in self.out.events]}"
-                )
-            await self.feed(silence(FRAME))
-
-    async def stop(self) -> str:
-        self.session.end("test_over")
-        assert self.task is not None
-        return await asyncio.wait_for(self.task, 5)
+def pytest_asyncio_loop_factories(config: Any, item: pytest.Item) -> Mapping[str, Any]:
+    if item.get_closest_marker("realtime") is not None:
+        return {"realtime": asyncio.new_event_loop}
+    return {"virtual": VirtualTimeLoop}
 
 
 @pytest.fixture
 async def make_session():
     harnesses: list[Harness] = []
 
-    async def factory(
-        *,
-        asr: ScriptedASR | None = None,
-        llm: Any = None,
-        tts: ScriptedTTS | None = None,
-        greeting: str | None = None,
-        context: Any = None,
-        **turn: Any,
-    ) -> Harness:
-        defaults: dict[str, Any] = {
-            "idle_reprompt_secs": None,
-            "idle_hangup_secs": None,
-            "partial_interval_secs": 0.3,
-        }
-        defaults.update(turn)
-        engines = SessionEngines(
-            asr=asr or ScriptedASR(text="what time do you open on saturday", words_per_sec=20),
-            llm=llm
-            or ScriptedLLM(
-                reply="We open at nine. On Saturdays we close at one. Is there anything else?"
-            ),
-            tts=tts or ScriptedTTS(sample_rate=16000, chars_per_sec=14),
-            vad=EnergyVADEngine(threshold_dbfs=-40),
-        )
-        settings = SessionSettings(
-            system_prompt="You are a test agent.", greeting=greeting, turn=TurnTaking(**defaults)
-        )
-        out = Recorder()
-        session = VoiceSession("test", engines, settings, out, output_rate=16000, context=context)
+    async def factory(**options: Any) -> Harness:
+        session, out = build_session(**options)
         h = Harness(session, out)
         await h.start()
         harnesses.append(h)

@@ -9,8 +9,7 @@ from typing import Any
 from callwright.engines.base import ChatMessage, LLMDelta, ToolCall, ToolSpec
 from callwright.engines.scripted import ScriptedLLM
 from callwright.pipeline.context import TurnContext
-
-from .conftest import silence, tone
+from tests.helpers.voice_session import silence, tone
 
 
 class Passages:

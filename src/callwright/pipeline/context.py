@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from callwright.engines.base import ToolSpec
 
@@ -35,6 +35,7 @@ class ContextProvider(Protocol):
         ...
 
 
+@runtime_checkable
 class ToolContextProvider(ContextProvider, Protocol):
     """Context the LLM asks for, as tool calls, instead of being handed it."""
 
@@ -45,6 +46,7 @@ class ToolContextProvider(ContextProvider, Protocol):
         ...
 
 
+@runtime_checkable
 class PrefetchingContextProvider(ContextProvider, Protocol):
     async def prefetch(self, partial: str) -> TurnContext | None:
         """Context for a partial transcript; a final that extends it may reuse it."""

@@ -11,13 +11,13 @@ interrupting; the words decide) and `resume()` plays on from the same frame.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from callwright.audio.pcm import SAMPLE_WIDTH
+from callwright.pipeline.clock import Clock, LoopClock
 
 
 @dataclass(eq=False, slots=True)
@@ -54,8 +54,8 @@ class Segment:
 @dataclass(slots=True)
 class PacerStats:
     frames_sent: int = 0
-    late_frames: int = 0  # sent after the caller should have started playing them
-    max_lateness_secs: float = 0.0
+    late_frames: int = 0  # frame slots the caller's playback ran dry with audio waiting
+    max_lateness_secs: float = 0.0  # the longest such gap
 
 
 FrameSink = Callable[[bytes], Awaitable[None]]
@@ -70,6 +70,7 @@ class OutputPacer:
         frame_secs: float = 0.02,
         lead_secs: float = 0.08,
         on_frame: Callable[[bytes, Segment], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.sample_rate = sample_rate
         self.frame_secs = frame_secs
@@ -85,8 +86,9 @@ class OutputPacer:
         self._burst_frames = 0
         self._play_end = 0.0
         self._paused = False
+        self._ready_since = 0.0  # since when the queue's head could have been sent
         self.stats = PacerStats()
-        self._loop = asyncio.get_running_loop()
+        self._clock: Clock = clock or LoopClock()
 
     # ------------------------------------------------------------------ producers
     def begin_segment(self, text: str, turn: int) -> Segment:
@@ -96,6 +98,8 @@ class OutputPacer:
         data = segment._tail + pcm
         fb = self.frame_bytes
         whole = len(data) - len(data) % fb
+        if whole and not self._queue:
+            self._ready_since = self._clock.now()
         for i in range(0, whole, fb):
             self._queue.append((data[i : i + fb], segment))
             segment.queued_frames += 1
@@ -105,6 +109,8 @@ class OutputPacer:
 
     def end_segment(self, segment: Segment) -> None:
         if segment._tail:
+            if not self._queue:
+                self._ready_since = self._clock.now()
             self._queue.append(
                 (segment._tail + bytes(self.frame_bytes - len(segment._tail)), segment)
             )
@@ -118,7 +124,7 @@ class OutputPacer:
     @property
     def active(self) -> bool:
         """True while agent audio is queued or still playing at the caller."""
-        return bool(self._queue) or self._loop.time() < self._play_end
+        return bool(self._queue) or self._clock.now() < self._play_end
 
     @property
     def paused(self) -> bool:
@@ -134,12 +140,13 @@ class OutputPacer:
         dry meanwhile, so the pause itself never counts as late frames."""
         if self._paused:
             self._paused = False
+            self._ready_since = self._clock.now()
             self._wakeup.set()
 
     def interrupt(self) -> list[Segment]:
         """Drop everything not yet played; return the segments touched, with their
         `played_frames` settled to what the caller heard."""
-        now = self._loop.time()
+        now = self._clock.now()
         touched: dict[int, Segment] = {}
         for _, seg in self._log:
             touched[id(seg)] = seg
@@ -169,35 +176,48 @@ class OutputPacer:
         if seg.closed and seg.played_frames >= seg.queued_frames:
             seg.done.set()
 
+    async def _wait_for_audio(self, secs: float) -> None:
+        """Wait until audio is added or `secs` seconds pass on the clock."""
+        waiter = asyncio.ensure_future(self._wakeup.wait())
+        sleeper = asyncio.ensure_future(self._clock.sleep(secs))
+        try:
+            await asyncio.wait((waiter, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    def _count_late(self, now: float) -> None:
+        """The caller's playback ran dry while audio was waiting to be sent: the loop
+        was too slow. Every frame slot of the gap is a late frame. (A gap because no
+        audio was ready, the TTS being slow, is not lateness of the pacer.)"""
+        if self._burst_frames > 0 and now > self._play_end and self._ready_since < self._play_end:
+            missed = now - self._play_end
+            self.stats.late_frames += max(1, math.ceil(missed / self.frame_secs - 1e-9))
+            self.stats.max_lateness_secs = max(self.stats.max_lateness_secs, missed)
+
     async def run(self) -> None:
-        loop = self._loop
+        clock = self._clock
         while True:
             if not self._queue or self._paused:
                 # wait for audio, settling playback of what was sent in the meantime
                 while not self._queue or self._paused:
                     self._wakeup.clear()
                     if self._log:
-                        timeout = max(0.0, self._log[0][0] - loop.time())
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wakeup.wait(), timeout)
-                        self._settle(loop.time())
+                        await self._wait_for_audio(max(0.0, self._log[0][0] - clock.now()))
+                        self._settle(clock.now())
                     else:
                         await self._wakeup.wait()
-            now = loop.time()
+            now = clock.now()
             if now >= self._play_end:  # caller has played everything: a new burst starts now
+                self._count_late(now)
                 self._t0 = now
                 self._burst_frames = 0
             deadline = self._t0 + self._burst_frames * self.frame_secs - self.lead_secs
             if deadline > now:
-                await asyncio.sleep(deadline - now)
-                now = loop.time()
+                await clock.sleep(deadline - now)
+                now = clock.now()
                 if not self._queue or self._paused:  # interrupted or paused while waiting
                     continue
-            elif now > deadline + self.lead_secs and self._burst_frames > 0:
-                # past its play time: the caller's buffer ran dry (the loop was too slow)
-                self.stats.late_frames += 1
-            if self._burst_frames > 0:
-                self.stats.max_lateness_secs = max(self.stats.max_lateness_secs, now - deadline)
             frame, seg = self._queue.popleft()
             if seg.first_sent_at is None:
                 seg.first_sent_at = now

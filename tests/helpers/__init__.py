@@ -1,0 +1,1 @@
+"""Helpers the tests import: servers, audio, harnesses. Conftest modules hold only fixtures."""
