@@ -26,13 +26,13 @@ from callwright.pipeline.events import (
     TranscriptEvent,
     TurnMetricsEvent,
 )
-from callwright.pipeline.session import (
+from callwright.pipeline.session import VoiceSession
+from callwright.pipeline.settings import (
     DEFAULT_BACKCHANNELS,
     SessionEngines,
     SessionOutput,
     SessionSettings,
     TurnTaking,
-    VoiceSession,
 )
 from callwright.pipeline.vad import VadParams
 from callwright.sessions.call_writer import CallWriter

@@ -123,7 +123,7 @@ class CallRecorder:
     audio is still "playing" (the pacer sends a little ahead) continues right after it.
     Both tracks stream to raw files in `directory` (a private temporary directory by
     default); `finish()` interleaves them into `<name>.wav` (left caller, right agent).
-    Conforms to `callwright.pipeline.session.AudioTap`.
+    Conforms to `callwright.pipeline.settings.AudioTap`.
     """
 
     RATE = 16000
