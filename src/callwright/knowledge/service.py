@@ -27,9 +27,9 @@ from callwright.knowledge.retriever import KnowledgeRetriever, RetrievalSettings
 from callwright.knowledge.search import KnowledgeSearch, Reranker, SearchParams
 from callwright.knowledge.store import KnowledgeStore
 from callwright.knowledge.types import KnowledgeBaseNotFound, KnowledgeError
+from callwright.storage.calls import TenantRepository
 from callwright.storage.db import Database
 from callwright.storage.models import KnowledgeJob, utcnow
-from callwright.storage.repository import TenantRepository
 
 if TYPE_CHECKING:
     from callwright.knowledge.fetch import FetchPolicy
