@@ -130,7 +130,7 @@ async def test_rest_surfaces(server):
 
 
 async def test_storage_failures_are_retried_not_lost(server, tmp_path, monkeypatch):
-    from callwright.storage.repository import CallRepository
+    from callwright.storage.calls import CallRepository
 
     real = CallRepository.write_calls
     failures = {"left": 2}

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from callwright.knowledge.chunking import ChunkSpec, TextChunk, chunk_document
-from callwright.knowledge.parsing import Block, ParsedDocument, parse_document
+from callwright.knowledge.parsers import Block, ParsedDocument, parse_document
 
 
 def doc_of(*blocks: Block, title: str | None = None) -> ParsedDocument:

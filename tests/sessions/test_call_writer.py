@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from callwright.sessions.call_writer import CallWriter
+from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
-from callwright.storage.repository import CallRepository, TurnWrite
+from callwright.storage.records import TurnWrite
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 

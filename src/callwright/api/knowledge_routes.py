@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from callwright.api.routes import _plain
-from callwright.knowledge.parsing import SUPPORTED_SUFFIXES, DocumentError, detect_mime
+from callwright.knowledge.parsers import SUPPORTED_SUFFIXES, DocumentError, detect_mime
 from callwright.knowledge.search import SearchParams
 from callwright.knowledge.service import KnowledgeService
 from callwright.knowledge.types import KnowledgeBaseExists, KnowledgeError

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from callwright.sessions.runtime import CallRuntime
-from callwright.storage.repository import CallRepository
+from callwright.storage.calls import CallRepository
 
 router = APIRouter()
 

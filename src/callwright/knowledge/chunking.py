@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from callwright.knowledge.parsing import Block, ParsedDocument
+from callwright.knowledge.parsers import Block, ParsedDocument
 
 
 @dataclass(slots=True, frozen=True)

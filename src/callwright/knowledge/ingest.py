@@ -22,7 +22,7 @@ import yaml
 
 from callwright.engines.base import EmbeddingEngine
 from callwright.knowledge.chunking import ChunkSpec, chunk_document
-from callwright.knowledge.parsing import SUPPORTED_SUFFIXES, DocumentError, parse_document
+from callwright.knowledge.parsers import SUPPORTED_SUFFIXES, DocumentError, parse_document
 from callwright.knowledge.store import KnowledgeStore
 from callwright.knowledge.types import (
     PUBLIC_TAG,

@@ -26,6 +26,7 @@ from callwright.knowledge.types import (
     NewDocument,
     SearchFilter,
 )
+from callwright.storage.calls import TenantRepository
 from callwright.storage.db import Database
 from callwright.storage.models import (
     KnowledgeBase,
@@ -33,7 +34,6 @@ from callwright.storage.models import (
     KnowledgeDocument,
     utcnow,
 )
-from callwright.storage.repository import TenantRepository
 
 _DOC_LOCK_SPACE = 0x4B420001  # first key of the two-key advisory locks on documents
 

@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 
+from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
-from callwright.storage.repository import CallRepository, CallWrites, EventInput, TurnWrite
+from callwright.storage.records import CallWrites, EventInput, TurnWrite
 
 log = logging.getLogger(__name__)
 

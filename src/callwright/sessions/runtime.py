@@ -37,14 +37,11 @@ from callwright.pipeline.settings import (
 from callwright.pipeline.vad import VadParams
 from callwright.sessions.call_writer import CallWriter
 from callwright.sessions.model import SessionInfo
+from callwright.storage.agent_configs import AgentConfigRepository
+from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
 from callwright.storage.recordings import CallRecorder, RecordingStore
-from callwright.storage.repository import (
-    AgentConfigRepository,
-    CallRepository,
-    EventInput,
-    TurnWrite,
-)
+from callwright.storage.records import EventInput, TurnWrite
 
 log = logging.getLogger(__name__)
 

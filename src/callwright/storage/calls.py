@@ -1,92 +1,47 @@
-"""Typed async repositories: the only code that queries the tables.
+"""Calls with their turns and events, and the tenants they belong to.
 
 Every query filters by tenant_id, including lookups by primary key, so knowing another
 tenant's call id reveals nothing. Results are frozen dataclasses, never ORM objects:
 callers on the event loop cannot trigger lazy loads (which fail under asyncio) and
-cannot mutate rows by accident.
+cannot mutate rows by accident. The rows a call writes are built in `records`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, case, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callwright.storage.db import Database
-from callwright.storage.models import (
-    CALL_STATUSES,
-    TURN_ROLES,
-    AgentConfig,
-    Call,
-    Event,
-    Tenant,
-    Turn,
-    utcnow,
+from callwright.storage.models import CALL_STATUSES, Call, Event, Tenant, Turn, utcnow
+from callwright.storage.records import (
+    CallWrites,
+    EventInput,
+    TurnWrite,
+    as_utc,
+    event_rows,
+    insert_for,
+    turn_row,
+    upsert_turns,
 )
 
 _EVENTS = cast(Table, Event.__table__)  # Core insert: plain executemany, no ORM bookkeeping
-
-
-@dataclass(slots=True)
-class TurnWrite:
-    """One side of a turn, as `CallRepository.add_turn` takes it."""
-
-    index: int
-    role: str
-    text: str
-    interrupted: bool = False
-    started_at: datetime | None = None
-    metrics: Mapping[str, Any] | None = None
-    knowledge: Mapping[str, Any] | None = None
-    flagged: bool = False
-
-
-@dataclass(slots=True)
-class CallWrites:
-    """What one call has to write: turns (upserted) and events (appended)."""
-
-    tenant_id: str
-    call_id: str
-    turns: list[TurnWrite] = field(default_factory=list)
-    events: list[EventInput] = field(default_factory=list)
 
 
 class NotFoundError(LookupError):
     """The row does not exist in this tenant (whether or not another tenant has it)."""
 
 
-# ------------------------------------------------------------------ records
 @dataclass(frozen=True, slots=True)
 class TenantRecord:
     id: str
     name: str
     created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AgentConfigVersion:
-    tenant_id: str
-    agent_id: str
-    version: int
-    config: dict[str, Any]
-    config_hash: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class AgentSummary:
-    agent_id: str
-    latest_version: int
-    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,100 +85,6 @@ class CallRecord:
     turns: tuple[TurnRecord, ...] = field(default=())
 
 
-EventInput = tuple[str, Mapping[str, Any], datetime]
-
-
-def canonical_json(value: Any) -> str:
-    """One spelling per JSON value (sorted keys, no whitespace), so equal configs hash equal."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def config_hash(config: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(config).encode()).hexdigest()
-
-
-def _utc(value: datetime | None, name: str) -> datetime:
-    """A timezone-aware datetime converted to UTC (now when None); naive ones are refused,
-    since guessing their zone shifts timestamps by hours."""
-    if value is None:
-        return utcnow()
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {value!r}")
-    return value.astimezone(UTC)
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        return postgresql.insert
-    if name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"unsupported database dialect {name!r}")
-
-
-def _turn_row(tenant_id: str, call_id: str, t: TurnWrite) -> dict[str, Any]:
-    if t.role not in TURN_ROLES:
-        raise ValueError(f"role must be one of {TURN_ROLES}, not {t.role!r}")
-    return {
-        "tenant_id": tenant_id,
-        "call_id": call_id,
-        "index": t.index,
-        "role": t.role,
-        "text": t.text,
-        "interrupted": t.interrupted,
-        "started_at": _utc(t.started_at, "started_at"),
-        "metrics": None if t.metrics is None else dict(t.metrics),
-        "knowledge": None if t.knowledge is None else dict(t.knowledge),
-        "flagged": t.flagged,
-    }
-
-
-def _event_rows(tenant_id: str, call_id: str, events: Sequence[EventInput]) -> list[dict[str, Any]]:
-    return [
-        {
-            "tenant_id": tenant_id,
-            "call_id": call_id,
-            "type": kind,
-            "payload": dict(payload),
-            "at": _utc(at, "at"),
-        }
-        for kind, payload, at in events
-    ]
-
-
-async def _upsert_turns(s: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert turns, replacing any with the same (call, index, role)."""
-    for i in range(0, len(rows), 500):  # well under SQLite's bound on parameters
-        stmt = _insert_for(s)(Turn).values(rows[i : i + 500])
-        await s.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[Turn.call_id, Turn.index, Turn.role],
-                set_={
-                    "text": stmt.excluded.text,
-                    "interrupted": stmt.excluded.interrupted,
-                    "started_at": stmt.excluded.started_at,
-                    "metrics": stmt.excluded.metrics,
-                    "knowledge": stmt.excluded.knowledge,
-                    "flagged": stmt.excluded.flagged,
-                },
-            )
-        )
-
-
-def _agent_version(row: AgentConfig) -> AgentConfigVersion:
-    return AgentConfigVersion(
-        tenant_id=row.tenant_id,
-        agent_id=row.agent_id,
-        version=row.version,
-        config=row.config,
-        config_hash=row.config_hash,
-        created_at=row.created_at,
-    )
-
-
 def _turn(row: Turn) -> TurnRecord:
     return TurnRecord(
         index=row.index,
@@ -265,7 +126,7 @@ class TenantRepository:
     async def ensure_tenant(self, tenant_id: str, name: str) -> TenantRecord:
         """Create the tenant unless it exists (an existing name is kept); race-free."""
         async with self._sessions() as s, s.begin():
-            upsert = _insert_for(s)
+            upsert = insert_for(s)
             await s.execute(
                 upsert(Tenant)
                 .values(id=tenant_id, name=name, created_at=utcnow())
@@ -278,109 +139,6 @@ class TenantRepository:
         async with self._sessions() as s:
             row = await s.get(Tenant, tenant_id)
             return None if row is None else TenantRecord(row.id, row.name, row.created_at)
-
-
-# ------------------------------------------------------------------ agent configs
-_AGENT_LOCK_SPACE = 0x43570001  # first key of the two-key advisory locks on agent configs
-
-
-async def _lock_agent(s: AsyncSession, tenant_id: str, agent_id: str) -> None:
-    """On PostgreSQL, serialize version numbering per agent for this transaction."""
-    if s.get_bind().dialect.name != "postgresql":
-        return  # SQLite has one writer at a time; save_version retries the rare collision
-    digest = hashlib.sha256(f"{tenant_id}\0{agent_id}".encode()).digest()
-    await s.execute(
-        text("SELECT pg_advisory_xact_lock(:space, :key)"),
-        {"space": _AGENT_LOCK_SPACE, "key": int.from_bytes(digest[:4], "big", signed=True)},
-    )
-
-
-class AgentConfigRepository:
-    """Append-only agent config history; a call stores the version it ran with."""
-
-    def __init__(self, db: Database) -> None:
-        self._sessions = db.sessions
-
-    async def save_version(self, tenant_id: str, agent_id: str, config: Mapping[str, Any]) -> int:
-        """Store `config` as a new version if it differs from the latest; return the version.
-
-        Saving an unchanged config (same canonical JSON) returns the latest version, so
-        callers may save on every load. Concurrent saves retry on the unique constraint.
-        """
-        digest = config_hash(config)
-        # Round-trip through canonical JSON: stores plain JSON types (tuples become lists),
-        # and refuses NaN or non-JSON values before touching the database.
-        document = json.loads(canonical_json(config))
-        attempts = 10
-        for attempt in range(attempts):
-            try:
-                async with self._sessions() as s, s.begin():
-                    await _lock_agent(s, tenant_id, agent_id)
-                    latest = await self._latest_row(s, tenant_id, agent_id)
-                    if latest is not None and latest.config_hash == digest:
-                        return latest.version
-                    version = 1 if latest is None else latest.version + 1
-                    s.add(
-                        AgentConfig(
-                            tenant_id=tenant_id,
-                            agent_id=agent_id,
-                            version=version,
-                            config=document,
-                            config_hash=digest,
-                            created_at=utcnow(),
-                        )
-                    )
-                return version
-            except IntegrityError:
-                # Another writer took this version number (SQLite; PostgreSQL serializes
-                # on the lock), or the tenant does not exist: then retrying cannot help.
-                if attempt == attempts - 1 or await self.latest(tenant_id, agent_id) is None:
-                    raise
-        raise AssertionError("unreachable")
-
-    @staticmethod
-    async def _latest_row(s: AsyncSession, tenant_id: str, agent_id: str) -> AgentConfig | None:
-        return (
-            await s.execute(
-                select(AgentConfig)
-                .where(AgentConfig.tenant_id == tenant_id, AgentConfig.agent_id == agent_id)
-                .order_by(AgentConfig.version.desc())
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-
-    async def latest(self, tenant_id: str, agent_id: str) -> AgentConfigVersion | None:
-        async with self._sessions() as s:
-            row = await self._latest_row(s, tenant_id, agent_id)
-            return None if row is None else _agent_version(row)
-
-    async def get(self, tenant_id: str, agent_id: str, version: int) -> AgentConfigVersion | None:
-        async with self._sessions() as s:
-            row = (
-                await s.execute(
-                    select(AgentConfig).where(
-                        AgentConfig.tenant_id == tenant_id,
-                        AgentConfig.agent_id == agent_id,
-                        AgentConfig.version == version,
-                    )
-                )
-            ).scalar_one_or_none()
-            return None if row is None else _agent_version(row)
-
-    async def list_agents(self, tenant_id: str) -> list[AgentSummary]:
-        """Every agent of the tenant with its latest version, ordered by agent id."""
-        async with self._sessions() as s:
-            rows = await s.execute(
-                select(
-                    AgentConfig.agent_id,
-                    func.max(AgentConfig.version),
-                    func.max(AgentConfig.created_at),
-                )
-                .where(AgentConfig.tenant_id == tenant_id)
-                .group_by(AgentConfig.agent_id)
-                .order_by(AgentConfig.agent_id)
-            )
-            return [AgentSummary(agent_id=a, latest_version=v, updated_at=t) for a, v, t in rows]
 
 
 # ------------------------------------------------------------------ calls
@@ -430,7 +188,7 @@ class CallRepository:
                     consent=consent,
                     language=language,
                     status="active",
-                    started_at=_utc(started_at, "started_at"),
+                    started_at=as_utc(started_at, "started_at"),
                     meta=dict(metadata or {}),
                 )
             )
@@ -452,7 +210,7 @@ class CallRepository:
         values: dict[str, Any] = {
             "status": status,
             "end_reason": end_reason,
-            "ended_at": _utc(ended_at, "ended_at"),
+            "ended_at": as_utc(ended_at, "ended_at"),
         }
         if recording_uri is not None:
             values["recording_uri"] = recording_uri
@@ -489,21 +247,21 @@ class CallRepository:
     ) -> None:
         """Record one side of a turn; writing the same (index, role) again replaces it,
         so a retried or corrected write is harmless."""
-        row = _turn_row(
+        row = turn_row(
             tenant_id,
             call_id,
             TurnWrite(index, role, text, interrupted, started_at, metrics, knowledge, flagged),
         )
         async with self._sessions() as s, s.begin():
             await self._require_call(s, tenant_id, call_id)
-            await _upsert_turns(s, [row])
+            await upsert_turns(s, [row])
 
     async def add_events(self, tenant_id: str, call_id: str, events: Sequence[EventInput]) -> int:
         """Insert (type, payload, at) events in one transaction and one executemany;
         returns how many were written."""
         if not events:
             return 0
-        rows = _event_rows(tenant_id, call_id, events)
+        rows = event_rows(tenant_id, call_id, events)
         async with self._sessions() as s, s.begin():
             await self._require_call(s, tenant_id, call_id)
             await s.execute(_EVENTS.insert(), rows)
@@ -535,9 +293,9 @@ class CallRepository:
                     missing.append((b.tenant_id, b.call_id))
                     continue
                 for t in b.turns:
-                    turns[(b.call_id, t.index, t.role)] = _turn_row(b.tenant_id, b.call_id, t)
-                events.extend(_event_rows(b.tenant_id, b.call_id, b.events))
-            await _upsert_turns(s, list(turns.values()))
+                    turns[(b.call_id, t.index, t.role)] = turn_row(b.tenant_id, b.call_id, t)
+                events.extend(event_rows(b.tenant_id, b.call_id, b.events))
+            await upsert_turns(s, list(turns.values()))
             if events:
                 await s.execute(_EVENTS.insert(), events)
         return missing
