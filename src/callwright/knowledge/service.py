@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from callwright.agents.config import AgentConfig, EngineRef
-from callwright.engines.base import EmbeddingEngine
+from callwright.engines.base import EmbeddingEngine, RerankEngine
 from callwright.engines.registry import EngineHub
 from callwright.knowledge.ingest import KB_FILE, Ingestor, IngestReport
 from callwright.knowledge.retriever import KnowledgeRetriever, RetrievalSettings
-from callwright.knowledge.search import KnowledgeSearch, Reranker, SearchParams
+from callwright.knowledge.search import KnowledgeSearch, SearchParams
 from callwright.knowledge.store import KnowledgeStore
 from callwright.knowledge.types import KnowledgeBaseNotFound, KnowledgeError
 from callwright.storage.db import Database
@@ -162,15 +162,15 @@ class KnowledgeService:
                 )
         return problems
 
-    async def reranker(self, agent: AgentConfig) -> Reranker | None:
+    async def reranker(self, agent: AgentConfig) -> RerankEngine | None:
         ref = agent.engines.rerank
         if ref is None:
             return None
-        engine: Reranker = await self.hub.get("rerank", ref.name, ref.options)
+        engine: RerankEngine = await self.hub.get("rerank", ref.name, ref.options)
         return engine
 
     def retriever(
-        self, agent: AgentConfig, reranker: Reranker | None = None
+        self, agent: AgentConfig, reranker: RerankEngine | None = None
     ) -> KnowledgeRetriever | None:
         k = agent.knowledge
         if not agent.knowledge_sources or k.mode == "off":
