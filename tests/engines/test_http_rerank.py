@@ -2,7 +2,8 @@
 
 The servers score by word overlap with the query: a stand-in for a cross-encoder
 that answers in the real wire format, so the client's requests, ordering and error
-handling are tested end to end over HTTP.
+handling are tested end to end over HTTP, and so is `KnowledgeSearch` reordering its
+candidates by the scores.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from callwright.engines.base import EngineError
+from callwright.engines.base import EngineError, RerankEngine
 from callwright.engines.http_rerank import HttpReranker
 from callwright.engines.registry import get_factory
-from callwright.knowledge.search import KnowledgeSearch, SearchParams
+from callwright.knowledge.search import KnowledgeSearch, SearchParams, rerank
 from callwright.knowledge.types import ChunkHit
 
 
@@ -57,9 +58,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, [{"index": i, "score": s} for i, s in enumerate(scores)])
         elif body.get("model") == "bad":
             self._reply(400, {"message": "unknown model bad"})
-        else:  # Cohere / Jina
+        else:  # Cohere / Jina; "top1" answers for the best text only, as top_n=1 would
             scores = [_overlap(body["query"], t) for t in body["documents"]]
-            order = sorted(range(len(scores)), key=lambda i: -scores[i])[: body["top_n"]]
+            top_n = 1 if body.get("model") == "top1" else body["top_n"]
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])[:top_n]
             self._reply(
                 200, {"results": [{"index": i, "relevance_score": scores[i]} for i in order]}
             )
@@ -81,12 +83,19 @@ def _hits(*texts: str) -> list[ChunkHit]:
 HITS = ("flu shots on tuesday", "parking garage costs three dollars", "parking is free")
 
 
-@pytest.mark.parametrize("api,model", [("tei", None), ("cohere", "rerank-v3")])
-async def test_reorders_by_the_servers_scores(server: str, api: str, model: str | None) -> None:
+QUERY = "how much does the parking garage cost"
+
+
+@pytest.mark.parametrize(("api", "model"), [("tei", None), ("cohere", "rerank-v3")])
+async def test_scores_come_back_in_the_order_of_the_texts(
+    server: str, api: str, model: str | None
+) -> None:
     r = HttpReranker(base_url=server, api=api, model=model)  # type: ignore[arg-type]
-    out = await r.rerank("how much does the parking garage cost", _hits(*HITS))
-    assert [h.chunk_id for h in out] == [1, 2, 0]
-    assert out[0].score > out[1].score
+    assert isinstance(r, RerankEngine)
+    scores = await r.scores(QUERY, HITS)
+    assert scores == pytest.approx([_overlap(QUERY, t) for t in HITS])
+    # the Cohere server answered best first; the scores still follow the texts
+    assert scores[1] > scores[2] > scores[0]
     last = _Handler.requests[-1]
     if api == "tei":
         assert last["texts"] == list(HITS) and last["raw_scores"] is False
@@ -95,20 +104,39 @@ async def test_reorders_by_the_servers_scores(server: str, api: str, model: str 
     await r.aclose()
 
 
+async def test_texts_the_server_leaves_out_score_minus_infinity(server: str) -> None:
+    r = HttpReranker(base_url=server, api="cohere", model="top1")
+    scores = await r.scores(QUERY, HITS)
+    assert scores[1] == pytest.approx(_overlap(QUERY, HITS[1]))
+    assert scores[0] == scores[2] == float("-inf")
+    # the search puts them last, in the order they came
+    out = await rerank(r, QUERY, _hits(*HITS))
+    assert [h.chunk_id for h in out] == [1, 0, 2] and out[1].score == float("-inf")
+    await r.aclose()
+
+
 async def test_errors_are_clear_and_transient_ones_retried(server: str) -> None:
     _Handler.fail_next = 1
-    r = HttpReranker(base_url=server)
-    assert len(await r.rerank("parking", _hits(*HITS))) == 3  # the 503 was retried
-    bad = HttpReranker(base_url=server, api="cohere", model="bad", max_retries=0)
+    before = len(_Handler.requests)
+    r = HttpReranker(base_url=server, retry_backoff=0.01)
+    assert len(await r.scores("parking", HITS)) == 3  # the 503 was retried
+    assert len(_Handler.requests) == before + 2
+    bad = HttpReranker(base_url=server, api="cohere", model="bad", max_retries=3)
     with pytest.raises(EngineError, match=r"400.*unknown model"):
-        await bad.rerank("parking", _hits(*HITS))
+        await bad.scores("parking", HITS)
+    assert len(_Handler.requests) == before + 3  # a 400 is not retried
+    _Handler.fail_next = 5
+    tired = HttpReranker(base_url=server, max_retries=1, retry_backoff=0.01)
+    with pytest.raises(EngineError, match=r"HTTP 503.*loading.*\(2 attempt"):
+        await tired.scores("parking", HITS)
+    _Handler.fail_next = 0
     dead = HttpReranker(base_url="http://127.0.0.1:9", max_retries=0, timeout_secs=1)
     with pytest.raises(EngineError, match="unreachable"):
-        await dead.rerank("parking", _hits(*HITS))
+        await dead.scores("parking", HITS)
     with pytest.raises(ValueError, match="model"):
         HttpReranker(api="cohere")
-    assert await r.rerank("parking", []) == []
-    for x in (r, bad, dead):
+    assert await r.scores("parking", []) == []
+    for x in (r, bad, tired, dead):
         await x.aclose()
 
 

@@ -1,8 +1,10 @@
-"""The OpenAI-compatible client: against a scripted local HTTP server (errors, SSE edge
-cases, tool-call fragments, disconnects) and against a real `llama_cpp.server`."""
+"""The OpenAI-compatible client: against a scripted local HTTP server (errors and
+retries, SSE edge cases, tool-call fragments, disconnects) and against a real
+`llama_cpp.server`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import socket
@@ -10,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,18 +74,31 @@ class _Scripted(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
 
+    def _json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         mode = self.path.strip("/").split("/")[0]
         self.server.requests.append((mode, dict(self.headers), body))
         if mode == "err500":
-            data = json.dumps({"error": {"message": "model exploded"}}).encode()
-            self.send_response(500)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
+            return self._json(500, {"error": {"message": "model exploded"}})
+        if mode == "err400":
+            return self._json(400, {"error": {"message": "unknown model"}})
+        if mode.startswith("flaky"):  # the first request to each flaky path is refused
+            with self.server.lock:
+                first = mode not in self.server.seen
+                self.server.seen.add(mode)
+            if first:
+                return self._json(503, {"error": "loading model"}, {"Retry-After": "1"})
+            mode = "ok"
         self._sse_head()
         if mode == "ok":
             self.wfile.write(b": keep-alive comment\n\n")
@@ -111,6 +127,8 @@ def _serve(port: int = 0) -> ThreadingHTTPServer:
     srv.daemon_threads = True
     srv.requests = []  # type: ignore[attr-defined]
     srv.disconnected = threading.Event()  # type: ignore[attr-defined]
+    srv.seen = set()  # type: ignore[attr-defined]
+    srv.lock = threading.Lock()  # type: ignore[attr-defined]
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
 
@@ -175,12 +193,38 @@ async def test_tool_call_fragments_become_finished_calls(fake: ThreadingHTTPServ
     assert deltas[-1].finish_reason == "tool_calls"
 
 
-async def test_http_500_is_an_engine_error_and_not_retried(fake: ThreadingHTTPServer) -> None:
-    llm = OpenAILLM(base_url=_url(fake, "err500"), max_retries=3)
+async def test_http_500_is_retried_then_an_engine_error(fake: ThreadingHTTPServer) -> None:
+    llm = OpenAILLM(base_url=_url(fake, "err500"), max_retries=2, retry_backoff=0.001)
     before = len(fake.requests)  # type: ignore[attr-defined]
-    with pytest.raises(EngineError, match=r"HTTP 500.*model exploded"):
+    with pytest.raises(EngineError, match=r"HTTP 500: .*model exploded.*\(3 attempt"):
+        await _collect(llm)
+    assert len(fake.requests) == before + 3  # type: ignore[attr-defined]
+
+
+async def test_http_400_is_an_engine_error_at_once(fake: ThreadingHTTPServer) -> None:
+    llm = OpenAILLM(base_url=_url(fake, "err400"), max_retries=3)
+    before = len(fake.requests)  # type: ignore[attr-defined]
+    with pytest.raises(EngineError, match=r"HTTP 400: .*unknown model"):
         await _collect(llm)
     assert len(fake.requests) == before + 1  # type: ignore[attr-defined]
+
+
+async def test_503_before_the_reply_is_retried_after_the_servers_wait(
+    fake: ThreadingHTTPServer,
+) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    llm = OpenAILLM(base_url=_url(fake, f"flaky{uuid.uuid4().hex}"))
+    llm.retry = dataclasses.replace(llm.retry, sleep=sleep)
+    before = len(fake.requests)  # type: ignore[attr-defined]
+    deltas = await _collect(llm)
+    assert "".join(d.text for d in deltas) == "Hello there."
+    assert waits == [1.0]  # Retry-After: 1, not the 0.25 s backoff
+    assert len(fake.requests) == before + 2  # type: ignore[attr-defined]
+    await llm.aclose()
 
 
 async def test_dead_server_is_an_engine_error_after_retries() -> None:

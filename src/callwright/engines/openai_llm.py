@@ -7,14 +7,14 @@ and surface as finished `ToolCall`s at the end; servers without a tool parser th
 pass a small model's call through as text (llama.cpp's server with Qwen) are
 handled by the same text parser the embedded engine uses.
 
-Only connection failures before the first response byte are retried: after that a
-retry could repeat a reply the caller has already spoken. Closing the iterator
-closes the HTTP stream, which is how servers learn to stop generating.
+Failures are retried by `http_retry`'s policy (connection failures, 429, 5xx), but
+only until the response headers arrive, before the caller sees any of the reply:
+after that a retry could repeat a reply the caller has already spoken. Closing the
+iterator closes the HTTP stream, which is how servers learn to stop generating.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -24,17 +24,9 @@ import httpx
 
 from callwright.engines.base import ChatMessage, EngineError, LLMDelta, ToolCall, ToolSpec
 from callwright.engines.http_clients import LoopClients
+from callwright.engines.http_retry import RetryPolicy, Sent, TransportFailed, send
 from callwright.engines.registry import register
 from callwright.engines.tool_calls import TextToolCallParser, ToolCallAccumulator
-
-# Failures that mean the request never reached a server that answered.
-_RETRYABLE = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.RemoteProtocolError,
-    httpx.ReadError,
-    httpx.WriteError,
-)
 
 
 class SSEDecoder:
@@ -75,6 +67,7 @@ class OpenAILLM:
         connect_timeout: float = 5.0,
         max_retries: int = 2,
         retry_backoff: float = 0.25,
+        max_retry_wait_secs: float = 5.0,
         text_tool_calls: bool = True,
         extra_body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
@@ -94,6 +87,12 @@ class OpenAILLM:
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self.max_retries = max(0, int(max_retries))
         self.retry_backoff = retry_backoff
+        # a caller is waiting on the line: a server asking for longer is reported at once
+        self.retry = RetryPolicy(
+            max_attempts=self.max_retries + 1,
+            backoff=retry_backoff,
+            max_retry_after=max_retry_wait_secs,
+        )
         self.text_tool_calls = text_tool_calls
         self.extra_body = dict(extra_body or {})
         self._clients = LoopClients(timeout=self._timeout, headers=self._headers)
@@ -120,25 +119,23 @@ class OpenAILLM:
             body["tools"] = [t.to_openai() for t in tools]
         return body
 
-    async def _open(self, body: dict[str, Any]) -> httpx.Response:
+    async def _open(self, body: dict[str, Any]) -> Sent:
         client = self._client()
-        for attempt in range(self.max_retries + 1):
-            try:
-                request = client.build_request("POST", self.url, json=body)
-                return await client.send(request, stream=True)
-            except _RETRYABLE as exc:
-                if attempt >= self.max_retries:
-                    raise EngineError(
-                        f"cannot reach the LLM server at {self.url} "
-                        f"({type(exc).__name__}: {exc or 'connection failed'}; "
-                        f"{attempt + 1} attempt(s))"
-                    ) from exc
-                await asyncio.sleep(self.retry_backoff * (2**attempt))
-            except httpx.TimeoutException as exc:
-                raise EngineError(f"LLM server at {self.url} timed out: {exc}") from exc
-            except httpx.HTTPError as exc:
-                raise EngineError(f"LLM request to {self.url} failed: {exc}") from exc
-        raise AssertionError("unreachable")
+
+        async def attempt() -> httpx.Response:
+            request = client.build_request("POST", self.url, json=body)
+            return await client.send(request, stream=True)
+
+        try:
+            return await send(attempt, self.retry)
+        except TransportFailed as exc:
+            raise EngineError(
+                f"cannot reach the LLM server at {self.url} ({exc}; {exc.attempts} attempt(s))"
+            ) from exc.error
+        except httpx.TimeoutException as exc:
+            raise EngineError(f"LLM server at {self.url} timed out: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise EngineError(f"LLM request to {self.url} failed: {exc}") from exc
 
     async def stream(
         self,
@@ -149,13 +146,14 @@ class OpenAILLM:
         temperature: float = 0.3,
         session_key: str | None = None,
     ) -> AsyncIterator[LLMDelta]:
-        response = await self._open(self._body(messages, tools, max_tokens, temperature))
+        sent = await self._open(self._body(messages, tools, max_tokens, temperature))
+        response = sent.response
         try:
             if response.status_code >= 400:
                 detail = (await response.aread()).decode("utf-8", "replace").strip()
                 raise EngineError(
                     f"LLM server at {self.url} answered HTTP {response.status_code}: "
-                    f"{detail[:500] or response.reason_phrase}"
+                    f"{detail[:500] or response.reason_phrase}{sent.note}"
                 )
             native = ToolCallAccumulator()
             text_calls = (

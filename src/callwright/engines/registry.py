@@ -3,6 +3,10 @@
 Configs name engines (`asr: whisper`); the hub builds each (name, options) pair once,
 off the event loop, so a new call never pays a model load (Pipecat loads per
 connection and blocks the loop while doing so).
+
+What a factory builds must fill its kind's Protocol (`KIND_PROTOCOLS`): a plugin
+that returns the wrong thing is refused when it loads, naming what it lacks, not
+when a call first touches the missing method.
 """
 
 from __future__ import annotations
@@ -15,10 +19,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from callwright.engines.base import (
+    ASREngine,
+    ClosableEngine,
+    EmbeddingEngine,
+    EngineError,
+    LLMEngine,
+    RerankEngine,
+    TTSEngine,
+    VADEngine,
+)
+
 EngineKind = Literal["asr", "llm", "tts", "vad", "embed", "rerank"]
 Factory = Callable[..., Any]
 
 _FACTORIES: dict[tuple[str, str], Factory] = {}
+
+# The interface each kind's engines fill (all `runtime_checkable`).
+KIND_PROTOCOLS: dict[str, type] = {
+    "asr": ASREngine,
+    "llm": LLMEngine,
+    "tts": TTSEngine,
+    "vad": VADEngine,
+    "embed": EmbeddingEngine,
+    "rerank": RerankEngine,
+}
 
 # Built-in engines live in modules that may import heavy optional packages; they are
 # imported only when a config asks for them.
@@ -62,6 +87,35 @@ def get_factory(kind: str, name: str) -> Factory:
         raise KeyError(f"unknown {kind} engine {name!r}; known: {names}") from None
 
 
+class EngineTypeError(EngineError, TypeError):
+    """A factory built something that is not an engine of its kind."""
+
+
+def protocol_members(protocol: type) -> list[str]:
+    """The public attributes and methods a Protocol (and the Protocols it extends) names."""
+    names: set[str] = set()
+    for cls in protocol.__mro__:
+        if cls is object or cls.__module__ == "typing":  # Protocol, Generic
+            continue
+        names.update(vars(cls))
+        names.update(vars(cls).get("__annotations__", {}))
+    return sorted(n for n in names if not n.startswith("_"))
+
+
+def check_engine(kind: str, name: str, engine: object) -> None:
+    """Raise `EngineTypeError` unless `engine` fills the Protocol of `kind`."""
+    protocol = KIND_PROTOCOLS.get(kind)
+    if protocol is None or isinstance(engine, protocol):
+        return
+    present = set(dir(engine))
+    missing = [m for m in protocol_members(protocol) if m not in present]
+    lacks = ", ".join(missing) if missing else "no member by name, but one is None"
+    raise EngineTypeError(
+        f"the {kind} engine {name!r} built a {type(engine).__name__}, which does not "
+        f"fill {protocol.__name__}: it lacks {lacks}"
+    )
+
+
 @dataclass(slots=True)
 class LoadReport:
     kind: str
@@ -91,7 +145,14 @@ class EngineHub:
         async with lock:
             if key not in self._engines:
                 factory = get_factory(kind, name)
-                self._engines[key] = await asyncio.to_thread(factory, **options)
+                engine = await asyncio.to_thread(factory, **options)
+                try:
+                    check_engine(kind, name, engine)
+                except EngineTypeError:
+                    if isinstance(engine, ClosableEngine):
+                        await engine.aclose()
+                    raise
+                self._engines[key] = engine
         return self._engines[key]
 
     async def probe(
@@ -108,7 +169,6 @@ class EngineHub:
 
     async def aclose(self) -> None:
         for engine in self._engines.values():
-            close = getattr(engine, "aclose", None)
-            if close is not None:
-                await close()
+            if isinstance(engine, ClosableEngine):
+                await engine.aclose()
         self._engines.clear()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,9 @@ class SileroVADEngine:
     def open_stream(self) -> _SileroStream:
         return _SileroStream(self)
 
-    def probabilities(self, streams: list[_SileroStream], windows: list[np.ndarray]) -> list[float]:
+    def probabilities(
+        self, streams: Sequence[_SileroStream], windows: Sequence[np.ndarray]
+    ) -> list[float]:
         """One inference for many calls' windows (one window per stream).
 
         Measured here: ~95 µs for one window, ~35 µs a window in batches of 32.

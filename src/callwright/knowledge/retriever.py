@@ -13,9 +13,9 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from callwright.engines.base import ToolSpec
+from callwright.engines.base import RerankEngine, ToolSpec
 from callwright.knowledge.grounding import check_grounding
-from callwright.knowledge.search import KnowledgeSearch, Reranker, SearchParams, SearchResult
+from callwright.knowledge.search import KnowledgeSearch, SearchParams, SearchResult
 from callwright.pipeline.context import TurnContext
 
 TOOL_NAME = "search_knowledge"
@@ -60,7 +60,7 @@ class KnowledgeRetriever:
         settings: RetrievalSettings,
         *,
         instructions: str = "",
-        reranker: Reranker | None = None,
+        reranker: RerankEngine | None = None,
     ) -> None:
         self.reranker = reranker
         self.search = search

@@ -6,6 +6,9 @@ the cosine similarity of each hit (keyword hits get theirs filled in by the stor
 below `min_score` a hit is dropped, and when nothing is left the caller is told so
 rather than handed the least bad passage, which is how a small LLM gets led into
 confident nonsense.
+
+A reranker (`engines.base.RerankEngine`) only scores the candidates' texts; the
+reordering and the scores the hits carry are decided here, by `rerank`.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 import numpy as np
 
-from callwright.engines.base import EmbeddingEngine
+from callwright.engines.base import EmbeddingEngine, EngineError, RerankEngine
 from callwright.knowledge.store import KnowledgeStore
 from callwright.knowledge.types import (
     PUBLIC_TAG,
@@ -30,17 +33,6 @@ from callwright.knowledge.types import (
 )
 
 SearchMode = Literal["hybrid", "vector", "keyword"]
-
-
-@runtime_checkable
-class Reranker(Protocol):
-    """Reorders candidates by relevance to the query (cross-encoders, rerank APIs)."""
-
-    name: str
-
-    async def rerank(self, query: str, hits: Sequence[ChunkHit]) -> list[ChunkHit]:
-        """The hits, best first, each with `score` set to the reranker's score."""
-        ...
 
 
 @dataclass(slots=True, frozen=True)
@@ -98,6 +90,25 @@ def rrf_fuse(
     return out
 
 
+async def rerank(engine: RerankEngine, query: str, hits: Sequence[ChunkHit]) -> list[ChunkHit]:
+    """The hits best first by `engine`'s scores, each with `score` set to its score;
+    ties (and texts a server left out, scored -inf) keep their incoming order."""
+    if not hits:
+        return []
+    scores = await engine.scores(query, [h.text for h in hits])
+    if len(scores) != len(hits):
+        raise EngineError(
+            f"reranker {engine.name!r} returned {len(scores)} scores for {len(hits)} passages"
+        )
+    order = sorted(range(len(hits)), key=lambda i: -scores[i])
+    out = []
+    for i in order:
+        hit = hits[i]
+        hit.score = scores[i]
+        out.append(hit)
+    return out
+
+
 class KnowledgeSearch:
     """Searches a tenant's knowledge bases by name, embedding the query once per space."""
 
@@ -105,7 +116,7 @@ class KnowledgeSearch:
         self,
         store: KnowledgeStore,
         embedders: dict[str, EmbeddingEngine],
-        reranker: Reranker | None = None,
+        reranker: RerankEngine | None = None,
     ) -> None:
         self.store = store
         self.embedders = embedders  # by model_id
@@ -152,7 +163,7 @@ class KnowledgeSearch:
         *,
         access_tags: frozenset[str] | None = frozenset({PUBLIC_TAG}),
         params: SearchParams | None = None,
-        reranker: Reranker | None = None,
+        reranker: RerankEngine | None = None,
     ) -> SearchResult:
         params = params or SearchParams()
         t0 = time.perf_counter()
@@ -207,7 +218,7 @@ class KnowledgeSearch:
         reranker = reranker or self.reranker
         if reranker is not None and ranked:
             t = time.perf_counter()
-            ranked = await reranker.rerank(query, ranked[: params.candidates])
+            ranked = await rerank(reranker, query, ranked[: params.candidates])
             timings["rerank_ms"] = _ms(t)
         timings["total_ms"] = _ms(t0)
         return SearchResult(query, ranked[: params.top_k], dropped=dropped, timings_ms=timings)

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callwright.agents.config import AgentConfig, EngineRef
-from callwright.engines.base import EmbeddingEngine
+from callwright.engines.base import EmbeddingEngine, RerankEngine
 from callwright.engines.registry import EngineHub
 from callwright.knowledge.ingest import Ingestor, IngestReport
 from callwright.knowledge.jobs import JobRecord, KnowledgeJobs
 from callwright.knowledge.retriever import KnowledgeRetriever, RetrievalSettings
-from callwright.knowledge.search import KnowledgeSearch, Reranker, SearchParams
+from callwright.knowledge.search import KnowledgeSearch, SearchParams
 from callwright.knowledge.store import KnowledgeStore
 from callwright.knowledge.sync import DirectorySync
 from callwright.knowledge.types import KnowledgeError
@@ -113,15 +113,15 @@ class KnowledgeService:
                 )
         return problems
 
-    async def reranker(self, agent: AgentConfig) -> Reranker | None:
+    async def reranker(self, agent: AgentConfig) -> RerankEngine | None:
         ref = agent.engines.rerank
         if ref is None:
             return None
-        engine: Reranker = await self.hub.get("rerank", ref.name, ref.options)
+        engine: RerankEngine = await self.hub.get("rerank", ref.name, ref.options)
         return engine
 
     def retriever(
-        self, agent: AgentConfig, reranker: Reranker | None = None
+        self, agent: AgentConfig, reranker: RerankEngine | None = None
     ) -> KnowledgeRetriever | None:
         k = agent.knowledge
         if not agent.knowledge_sources or k.mode == "off":

@@ -1,9 +1,10 @@
 """Batches VAD windows from every call in the process into one inference.
 
-A VAD engine that offers `probabilities(streams, windows)` is run on many calls'
-windows at once: at 100 calls this is the biggest single cost of the framework, and
-Silero costs ~35 µs a window in batches instead of ~95 µs alone. Windows wait at most
-`max_delay` (4 ms) for company; each call's windows keep their order.
+A VAD engine that declares `BatchVADEngine` (`probabilities(streams, windows)`) is
+run on many calls' windows at once: at 100 calls this is the biggest single cost of
+the framework, and Silero costs ~35 µs a window in batches instead of ~95 µs alone.
+Windows wait at most `max_delay` (4 ms) for company; each call's windows keep their
+order.
 
 A call's recurrent state feeds its next window, so one inference holds at most one
 window per call. When a call has several windows waiting (its frames arrived in a
@@ -23,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from callwright.engines.base import BatchVADEngine, VADEngine
+
 log = logging.getLogger(__name__)
 
 Callback = Callable[[float], None]
@@ -30,7 +33,9 @@ _Entry = tuple[Any, np.ndarray, Callback]
 
 
 class VadBatcher:
-    def __init__(self, engine: Any, *, max_delay: float = 0.004, max_batch: int = 64) -> None:
+    def __init__(
+        self, engine: BatchVADEngine, *, max_delay: float = 0.004, max_batch: int = 64
+    ) -> None:
         self.engine = engine
         self.max_delay = max_delay
         self.max_batch = max_batch
@@ -84,9 +89,9 @@ class VadBatcher:
 _BATCHERS: dict[tuple[int, int], VadBatcher] = {}
 
 
-def batcher_for(engine: Any) -> VadBatcher | None:
+def batcher_for(engine: VADEngine) -> VadBatcher | None:
     """The running loop's batcher for `engine`, or None if it cannot batch."""
-    if not hasattr(engine, "probabilities"):
+    if not isinstance(engine, BatchVADEngine):
         return None
     key = (id(asyncio.get_running_loop()), id(engine))
     batcher = _BATCHERS.get(key)

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from callwright.agents.config import AgentConfig
+from callwright.engines.base import RerankEngine, WarmableLLM
 from callwright.engines.registry import EngineHub
-from callwright.knowledge.search import Reranker
 from callwright.knowledge.service import KnowledgeService
 from callwright.pipeline.endpointing import TranscriptEndpointing
 from callwright.pipeline.events import (
@@ -146,7 +146,7 @@ class Call:
         agent: AgentConfig,
         engines: SessionEngines,
         output: SessionOutput,
-        reranker: Reranker | None = None,
+        reranker: RerankEngine | None = None,
     ) -> None:
         self.runtime = runtime
         self.info = info
@@ -296,9 +296,9 @@ class CallRuntime:
                 if self.knowledge is not None:
                     await self.knowledge.warm(agent)
                 engines = await load_engines(self.hub, agent)
-                warmup = getattr(engines.llm, "warmup", None)
-                if warmup is not None:  # the first caller should not pay for the system prompt
-                    await warmup(agent.system_prompt())
+                # the first caller should not pay for the system prompt
+                if isinstance(engines.llm, WarmableLLM):
+                    await engines.llm.warmup(agent.system_prompt())
 
     def agent(self, agent_id: str | None) -> AgentConfig:
         key = agent_id or self.default_agent
