@@ -14,9 +14,9 @@ from callwright.knowledge.search import SearchParams, rrf_fuse
 from callwright.knowledge.service import KnowledgeService
 from callwright.knowledge.types import ChunkHit, KnowledgeBaseNotFound
 from callwright.pipeline.context import (
+    KnowledgeVia,
     PrefetchingContextProvider,
     ToolContextProvider,
-    KnowledgeVia,
     TurnContext,
 )
 from callwright.storage.db import Database
