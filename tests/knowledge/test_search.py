@@ -181,7 +181,8 @@ async def test_two_tool_calls_in_one_turn_merge(service: KnowledgeService) -> No
     assert both.used.kbs == ("clinic",) and both.used.query == "parking price"
     # the answer is checked against the evidence of both calls
     grounding = r.check_answer("Parking is 3 dollars; flu jabs are on Tuesday.", both)
-    assert grounding is not None and not grounding.flagged, grounding.unsupported
+    assert grounding is not None
+    assert not grounding.flagged, grounding.unsupported
     alone = r.check_answer("Flu jabs are on Tuesday.", parking)
     assert alone is not None and alone.flagged  # the parking passage never says Tuesday
 

@@ -153,8 +153,8 @@ async def test_the_transports_own_messages_match_the_schema() -> None:
     await out.error(ErrorCode.NOT_STARTED, "send a 'start' message before audio")
     await out.send_event(SessionEndedEvent(reason=EndReason.CALLER_HANGUP))
     sent: list[dict[str, Any]] = [json.loads(t) for t in ws.texts]
-    for message in sent:
-        jsonschema.validate(message, SERVER_SCHEMA)
+    for wire in sent:
+        jsonschema.validate(wire, SERVER_SCHEMA)
     assert [m["type"] for m in sent] == ["started", "pong", "pong", "clear", "error", "end"]
     assert sent[2] == {"type": "pong", "id": None}
     assert sent[4] == {
