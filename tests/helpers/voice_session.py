@@ -14,7 +14,7 @@ import numpy as np
 
 from callwright.engines.energy_vad import EnergyVADEngine
 from callwright.engines.scripted import ScriptedASR, ScriptedLLM, ScriptedTTS
-from callwright.pipeline.events import SessionEvent
+from callwright.pipeline.events import EndReason, SessionEvent
 from callwright.pipeline.session import VoiceSession
 from callwright.pipeline.settings import SessionEngines, SessionSettings, TurnTaking
 
@@ -112,7 +112,7 @@ class Harness:
             await self.feed(silence(FRAME))
 
     async def stop(self) -> str:
-        self.session.end("test_over")
+        self.session.end(EndReason.CALLER_HANGUP)
         assert self.task is not None
         return await asyncio.wait_for(self.task, 5)
 

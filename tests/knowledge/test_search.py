@@ -14,6 +14,12 @@ from callwright.knowledge.retriever import NO_MATCH_NOTE, KnowledgeRetriever, Re
 from callwright.knowledge.search import SearchParams, rerank, rrf_fuse
 from callwright.knowledge.service import KnowledgeService
 from callwright.knowledge.types import ChunkHit, KnowledgeBaseNotFound
+from callwright.pipeline.context import (
+    KnowledgeVia,
+    PrefetchingContextProvider,
+    ToolContextProvider,
+    TurnContext,
+)
 from callwright.storage.db import Database
 
 
@@ -132,21 +138,24 @@ async def test_retriever_builds_the_turn_and_caches(service: KnowledgeService) -
     assert ctx is not None
     assert ctx.content.startswith("Facts (cite like [1]):\n[1] FAQ > Parking")
     assert ctx.content.endswith("Caller: How much is parking?")
-    assert ctx.record["relevant"] and ctx.record["hits"][0]["source"] == "faq.md"
-    assert ctx.record["cached"] is False
+    assert ctx.used is not None and ctx.used.via == KnowledgeVia.PREFIX
+    assert ctx.used.relevant and ctx.used.hits[0].source == "faq.md"
+    assert ctx.used.cached is False and ctx.used.query == "How much is parking?"
+    assert ctx.used.passages[0].startswith("FAQ > Parking")
     again = await r.for_user_turn("how much is parking")  # same words: from the cache
-    assert again is not None and again.record["cached"] is True and r.hits == 1
+    assert again is not None and again.used is not None
+    assert again.used.cached is True and r.hits == 1
 
     ok = r.check_answer("Parking costs 3 dollars for two hours [1].", ctx)
-    assert ok is not None and ok["flagged"] is False
-    assert ok["cited_chunks"] == [ctx.record["hits"][0]["chunk_id"]]
+    assert ok is not None and ok.flagged is False and ok.cited == (1,)
+    assert ok.cited_chunks == (ctx.used.hits[0].chunk_id,)
     bad = r.check_answer("Parking costs 7 dollars at the Marina garage.", ctx)
-    assert bad is not None and bad["flagged"] is True
-    assert set(bad["unsupported"]) >= {"7", "marina"}
+    assert bad is not None and bad.flagged is True
+    assert set(bad.unsupported) >= {"7", "marina"}
 
     none = await r.for_user_turn("what is the capital of mongolia")
     assert none is not None and none.content.startswith(NO_MATCH_NOTE)
-    assert none.record["relevant"] is False
+    assert none.used is not None and none.used.relevant is False and not none.used.hits
 
 
 async def test_final_reuses_a_confident_partial(service: KnowledgeService) -> None:
@@ -165,13 +174,13 @@ async def test_final_reuses_a_confident_partial(service: KnowledgeService) -> No
     early = await r.prefetch("how much does parking at the garage")
     assert early is not None and early.prefix and early.content.startswith(early.prefix)
     final = await r.for_user_turn("How much does parking at the garage cost?")
-    assert final is not None and final.record["from_partial"] is True
+    assert final is not None and final.used is not None and final.used.from_partial is True
     assert final.prefix == early.prefix  # the LLM's read-ahead stays valid
     assert final.content == early.prefix + "How much does parking at the garage cost?"
     # a final that is not an extension of the partial is searched afresh
     await r.prefetch("flu shots")
     other = await r.for_user_turn("when do blood test results arrive")
-    assert other is not None and other.record["from_partial"] is False
+    assert other is not None and other.used is not None and other.used.from_partial is False
     assert "Lab results" in other.content
 
 
@@ -188,10 +197,52 @@ async def test_retriever_as_a_tool(service: KnowledgeService) -> None:
     assert spec.name == "search_knowledge" and spec.parameters["required"] == ["query"]
     ctx = await r.call_tool("search_knowledge", json.dumps({"query": "parking price"}))
     assert ctx.content.startswith("Facts") and "3 dollars" in ctx.content
-    assert "Caller:" not in ctx.content and ctx.record["via"] == "tool"
+    assert "Caller:" not in ctx.content and ctx.prefix == ""
+    assert ctx.used is not None and ctx.used.via == KnowledgeVia.TOOL
+    assert ctx.used.to_dict()["via"] == "tool"
     with pytest.raises(ValueError, match="query"):
         await r.call_tool("search_knowledge", "{}")
     with pytest.raises(ValueError, match="JSON"):
         await r.call_tool("search_knowledge", "{nope")
     with pytest.raises(LookupError):
         await r.call_tool("delete_everything", "{}")
+
+
+async def test_two_tool_calls_in_one_turn_merge(service: KnowledgeService) -> None:
+    settings = RetrievalSettings(
+        kb_names=("clinic",),
+        access_tags=frozenset({"public"}),
+        params=SearchParams(top_k=1),
+        as_tool=True,
+    )
+    r = KnowledgeRetriever(service.search, "default", settings)
+    parking = await r.call_tool("search_knowledge", json.dumps({"query": "parking price"}))
+    flu = await r.call_tool("search_knowledge", json.dumps({"query": "when can I get my flu jab"}))
+    failed = TurnContext(content="error: ValueError: no")  # a failed call keeps nothing
+    both = parking.merged(flu).merged(failed)
+    assert both.content == f"{parking.content}\n{flu.content}\n{failed.content}"
+    assert both.used is not None and parking.used is not None and flu.used is not None
+    assert both.used.hits == (*parking.used.hits, *flu.used.hits)
+    assert both.used.passages == (*parking.used.passages, *flu.used.passages)
+    assert both.used.kbs == ("clinic",) and both.used.query == "parking price"
+    # the answer is checked against the evidence of both calls
+    grounding = r.check_answer("Parking is 3 dollars; flu jabs are on Tuesday.", both)
+    assert grounding is not None
+    assert not grounding.flagged, grounding.unsupported
+    alone = r.check_answer("Flu jabs are on Tuesday.", parking)
+    assert alone is not None and alone.flagged  # the parking passage never says Tuesday
+
+
+def test_retriever_declares_the_optional_protocols(service: KnowledgeService) -> None:
+    settings = RetrievalSettings(
+        kb_names=("clinic",), access_tags=frozenset({"public"}), params=SearchParams()
+    )
+    r = KnowledgeRetriever(service.search, "default", settings)
+    assert isinstance(r, ToolContextProvider) and isinstance(r, PrefetchingContextProvider)
+
+    class PlainProvider:
+        async def for_user_turn(self, text: str) -> TurnContext | None:
+            return None
+
+    assert not isinstance(PlainProvider(), ToolContextProvider)
+    assert not isinstance(PlainProvider(), PrefetchingContextProvider)

@@ -8,7 +8,15 @@ from typing import Any
 
 from callwright.engines.base import ChatMessage, LLMDelta, ToolCall, ToolSpec
 from callwright.engines.scripted import ScriptedLLM
-from callwright.pipeline.context import TurnContext
+from callwright.pipeline.context import (
+    GroundingResult,
+    KnowledgeHit,
+    KnowledgeUse,
+    KnowledgeVia,
+    TurnContext,
+)
+
+HIT = KnowledgeHit(n=1, chunk_id=7, kb="clinic", source="parking.md")
 from tests.helpers.voice_session import silence, tone
 
 
@@ -25,11 +33,12 @@ class Passages:
             raise ConnectionError("knowledge store is down")
         return TurnContext(
             content=f"[1] Parking costs 3 dollars.\n\nCaller: {text}",
-            record={"hits": [{"n": 1, "chunk_id": 7}]},
+            used=KnowledgeUse(query=text, hits=(HIT,)),
         )
 
-    def check_answer(self, answer: str, context: TurnContext) -> dict[str, Any] | None:
-        return {"flagged": "3" not in answer, "answer": answer}
+    def check_answer(self, answer: str, context: TurnContext) -> GroundingResult | None:
+        cited = (1,) if "[1]" in answer else ()  # the check sees the citations
+        return GroundingResult(flagged="3" not in answer, cited=cited)
 
 
 class RecordingLLM(ScriptedLLM):
@@ -64,9 +73,9 @@ async def test_context_reaches_the_llm_and_the_history(make_session):
     assert conv.messages[0].content == "what time do you open on saturday"
     assert conv.for_llm()[1].content == "what time do you open on saturday"
     knowledge = h.out.of("knowledge")
-    assert len(knowledge) == 1 and knowledge[0].used == {"hits": [{"n": 1, "chunk_id": 7}]}
-    assert knowledge[0].grounding["flagged"] is False
-    assert "[1]" in knowledge[0].grounding["answer"]  # the check sees the citations
+    assert len(knowledge) == 1 and knowledge[0].used.hits == (HIT,)
+    assert knowledge[0].grounding.flagged is False
+    assert knowledge[0].grounding.cited == (1,)  # the check saw the citation
     metrics = h.out.of("turn_metrics")[0].to_dict()
     assert metrics["retrieval_ms"] is not None and metrics["retrieval_done_ms"] is not None
 
@@ -151,7 +160,10 @@ class ToolProvider(Passages):
 
     async def call_tool(self, name: str, arguments: str) -> TurnContext:
         self.calls.append((name, arguments))
-        return TurnContext(content="[1] Parking costs 3 dollars.", record={"via": "tool"})
+        return TurnContext(
+            content="[1] Parking costs 3 dollars.",
+            used=KnowledgeUse(query=name, via=KnowledgeVia.TOOL),
+        )
 
 
 class ToolCallingLLM(RecordingLLM):
@@ -186,6 +198,6 @@ async def test_knowledge_as_a_tool_the_llm_calls(make_session):
     assert h.out.of("agent_speech_ended")[0].text == "Parking is 3 dollars."
     assert [e.name for e in h.out.of("tool_call")] == ["search_knowledge"]
     knowledge = h.out.of("knowledge")
-    assert knowledge and knowledge[0].used == {"via": "tool"}
+    assert knowledge and knowledge[0].used.via is KnowledgeVia.TOOL
     # the history keeps the words, not the tool exchange
     assert [m.role for m in h.session.conversation.messages] == ["user", "assistant"]

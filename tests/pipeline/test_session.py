@@ -47,8 +47,8 @@ async def test_one_turn_end_to_end(make_session):
     assert b["asr_final_ms"] == b["end_of_turn_ms"] == b["first_audio_out_ms"] == 280.0
     msgs = [(m.role, m.content) for m in h.session.conversation.messages]
     assert msgs == [("user", "what time do you open on saturday"), ("assistant", REPLY)]
-    assert await h.stop() == "test_over"
-    assert h.out.of("end")[0].reason == "test_over"
+    assert await h.stop() == "caller_hangup"
+    assert h.out.of("end")[0].reason == "caller_hangup"
 
 
 async def test_audio_is_paced_in_real_time(make_session):

@@ -27,7 +27,7 @@ async def test_one_turn_in_real_time(make_session):
     # paced, not dumped: the reply's ~4.9 s of audio took real time to send
     assert times[-1] - times[0] >= len(times) * 0.02 - 0.2
     assert loop.time() - t0 >= 1.2 + len(times) * 0.02 - 0.2
-    assert await h.stop() == "test_over"
+    assert await h.stop() == "caller_hangup"
 
 
 async def test_barge_in_in_real_time(make_session):

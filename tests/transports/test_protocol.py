@@ -9,20 +9,33 @@ import pytest
 from callwright.audio.mulaw import ulaw_encode
 from callwright.sessions.model import AudioFormat
 from callwright.transports.protocol import (
+    SCHEMA_FILES,
     ProtocolError,
     StartMessage,
     client_schema,
     parse_client_message,
+    protocol_schema,
 )
 from callwright.transports.websocket import AudioDecoder
 
 DOC_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "protocol.schema.json"
+PACKAGED_SCHEMA = (
+    Path(__file__).resolve().parents[2] / "src" / "callwright" / "schemas" / "protocol.schema.json"
+)
 
 
-def test_published_schema_is_current():
-    assert json.loads(DOC_SCHEMA.read_text()) == client_schema(), (
-        "regenerate with: python -m callwright.transports.protocol > docs/protocol.schema.json"
-    )
+def test_published_schemas_are_current():
+    assert set(SCHEMA_FILES) == {DOC_SCHEMA, PACKAGED_SCHEMA}
+    for path in (DOC_SCHEMA, PACKAGED_SCHEMA):
+        assert json.loads(path.read_text()) == protocol_schema(), (
+            "regenerate with: python -m callwright.transports.protocol"
+        )
+
+
+def _published(definition: str) -> dict[str, object]:
+    """One direction of the published document, as a schema of its own."""
+    doc = json.loads(DOC_SCHEMA.read_text())
+    return {"$ref": f"#/$defs/{definition}", "$defs": doc["$defs"]}
 
 
 def test_schema_accepts_what_the_parser_accepts():
@@ -33,6 +46,12 @@ def test_schema_accepts_what_the_parser_accepts():
         "consent": "granted",
     }
     jsonschema.validate(msg, client_schema())
+    jsonschema.validate(msg, _published("ClientMessage"))
+    jsonschema.validate(msg, json.loads(DOC_SCHEMA.read_text()))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**msg, "bogus": 1}, _published("ClientMessage"))
+    with pytest.raises(jsonschema.ValidationError):  # a server message is not a client's
+        jsonschema.validate({"type": "pong", "id": 1}, _published("ClientMessage"))
     parsed = parse_client_message(json.dumps(msg))
     assert isinstance(parsed, StartMessage) and parsed.audio.sample_rate == 48000
 

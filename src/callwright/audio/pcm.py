@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 SAMPLE_WIDTH = 2  # bytes per PCM16 sample
+# The one rate audio has inside the pipeline (VAD, ASR, recordings): transports resample
+# their peers' audio to it, and the agent's back from the TTS's own rate.
+PIPELINE_RATE = 16000
 
 
 def pcm16_to_float(pcm: bytes) -> np.ndarray:

@@ -5,15 +5,16 @@ After each answer that used knowledge, the checkable facts in it (numbers, times
 prices, weekdays, months, names) are looked up in the evidence: the passages, the
 system prompt and the caller's own words. A fact found in none of them flags the
 turn for review. It is deliberately literal (no model): it costs microseconds, and a
-flag is a prompt for a human to look, not a verdict.
+flag is a prompt for a human to look, not a verdict. The result is the pipeline's
+`GroundingResult`, the record every layer above reads.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+
+from callwright.pipeline.context import GroundingResult
 
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -37,17 +38,6 @@ _NUM = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?![\w])")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
 # a sentence ends at . ! ? and a space, but not after a title ("Dr. Patel")
 _SENTENCE_END = re.compile(r"(?<!\bDr\.)(?<!\bMr\.)(?<!\bMs\.)(?<!\bMrs\.)(?<!\bSt\.)(?<=[.!?])\s+")
-
-
-@dataclass(slots=True)
-class Grounding:
-    flagged: bool
-    unsupported: list[str] = field(default_factory=list)
-    checked: int = 0
-    cited: list[int] = field(default_factory=list)  # passage numbers the answer cited
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _numbers(text: str) -> set[str]:
@@ -97,10 +87,10 @@ def _terms(text: str, vocab: Iterable[str]) -> set[str]:
     return {t for t in vocab if re.search(rf"\b{t}\b", low)}
 
 
-def check_grounding(answer: str, evidence: Iterable[str]) -> Grounding:
+def check_grounding(answer: str, evidence: Iterable[str]) -> GroundingResult:
     """Flag facts in `answer` that appear in none of the `evidence` texts."""
-    cited = sorted(
-        {int(n) for m in _CITATION.finditer(answer) for n in re.findall(r"\d+", m.group(0))}
+    cited = tuple(
+        sorted({int(n) for m in _CITATION.finditer(answer) for n in re.findall(r"\d+", m.group(0))})
     )
     answer = _CITATION.sub(" ", answer)
     source = "\n".join(evidence)
@@ -122,6 +112,6 @@ def check_grounding(answer: str, evidence: Iterable[str]) -> Grounding:
         checked += 1
         if not re.search(rf"\b{re.escape(name)}\b", source_low):
             unsupported.append(name)
-    return Grounding(
-        flagged=bool(unsupported), unsupported=unsupported, checked=checked, cited=cited
+    return GroundingResult(
+        flagged=bool(unsupported), unsupported=tuple(unsupported), checked=checked, cited=cited
     )

@@ -11,12 +11,18 @@ import json
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from callwright.engines.base import RerankEngine, ToolSpec
 from callwright.knowledge.grounding import check_grounding
 from callwright.knowledge.search import KnowledgeSearch, SearchParams, SearchResult
-from callwright.pipeline.context import TurnContext
+from callwright.pipeline.context import (
+    GroundingResult,
+    KnowledgeHit,
+    KnowledgeUse,
+    KnowledgeVia,
+    TurnContext,
+)
 
 TOOL_NAME = "search_knowledge"
 
@@ -51,7 +57,10 @@ def _clip(text: str, limit: int) -> str:
 
 
 class KnowledgeRetriever:
-    """One per call: the cache is this caller's, the search is shared."""
+    """One per call: the cache is this caller's, the search is shared.
+
+    A `ContextProvider`, and the optional `ToolContextProvider` and
+    `PrefetchingContextProvider` too: its settings decide whether they do anything."""
 
     def __init__(
         self,
@@ -142,11 +151,9 @@ class KnowledgeRetriever:
             raise ValueError(f"{TOOL_NAME} needs a non-empty 'query' string")
         t0 = time.perf_counter()
         result, cached = await self.lookup(query)
-        ctx = self._build(query, result, cached=cached, t0=t0)
+        ctx = self._build(query, result, cached=cached, t0=t0, via=KnowledgeVia.TOOL)
         # what the LLM reads back: the facts alone
-        ctx.content = ctx.prefix.removesuffix("\n\nCaller: ")
-        ctx.record["via"] = "tool"
-        return ctx
+        return TurnContext(content=ctx.prefix.removesuffix("\n\nCaller: "), used=ctx.used)
 
     async def for_user_turn(self, text: str) -> TurnContext | None:
         if self.settings.as_tool:
@@ -167,6 +174,7 @@ class KnowledgeRetriever:
         cached: bool,
         t0: float,
         from_partial: bool = False,
+        via: KnowledgeVia = KnowledgeVia.PREFIX,
     ) -> TurnContext:
         passages = [_clip(h.text, self.settings.max_passage_chars) for h in result.hits]
         if passages:
@@ -175,43 +183,37 @@ class KnowledgeRetriever:
             prefix = f"Facts{cite}:\n{lines}\n\nCaller: "
         else:
             prefix = f"{NO_MATCH_NOTE}\n\nCaller: "
-        record = {
-            "kbs": list(self.settings.kb_names),
-            "query": text,
-            "relevant": result.relevant,
-            "cached": cached,
-            "from_partial": from_partial,
-            "dropped": result.dropped,
-            "passages": passages,
-            "hits": [
-                {
-                    "n": i,
-                    "chunk_id": h.chunk_id,
-                    "kb": h.kb_name,
-                    "source": h.source,
-                    "headings": h.headings,
-                    "score": round(h.score, 6),
-                    "vector_score": None if h.vector_score is None else round(h.vector_score, 4),
-                }
+        used = KnowledgeUse(
+            query=text,
+            hits=tuple(
+                KnowledgeHit(
+                    n=i,
+                    chunk_id=h.chunk_id,
+                    kb=h.kb_name,
+                    source=h.source,
+                    headings=tuple(h.headings),
+                    score=round(h.score, 6),
+                    vector_score=None if h.vector_score is None else round(h.vector_score, 4),
+                )
                 for i, h in enumerate(result.hits, start=1)
-            ],
-            "timings_ms": {
+            ),
+            passages=tuple(passages),
+            kbs=self.settings.kb_names,
+            cached=cached,
+            from_partial=from_partial,
+            dropped=result.dropped,
+            timings_ms={
                 **({} if cached else result.timings_ms),
                 "total_ms": round((time.perf_counter() - t0) * 1000, 2),
             },
-        }
-        return TurnContext(content=prefix + text, record=record, prefix=prefix)
+            via=via,
+        )
+        return TurnContext(content=prefix + text, used=used, prefix=prefix)
 
-    def check_answer(self, answer: str, context: TurnContext) -> dict[str, object] | None:
-        if not self.settings.grounding_check or not answer.strip():
+    def check_answer(self, answer: str, context: TurnContext) -> GroundingResult | None:
+        used = context.used
+        if not self.settings.grounding_check or not answer.strip() or used is None:
             return None
-        evidence = [
-            *context.record.get("passages", []),
-            self.instructions,
-            str(context.record.get("query", "")),
-        ]
-        grounding = check_grounding(answer, evidence)
-        hits = context.record.get("hits", [])
-        out = grounding.to_dict()
-        out["cited_chunks"] = [h["chunk_id"] for h in hits if h["n"] in grounding.cited]
-        return out
+        grounding = check_grounding(answer, [*used.passages, self.instructions, used.query])
+        cited = [h.chunk_id for h in used.hits if h.n in grounding.cited]
+        return replace(grounding, cited_chunks=tuple(cited))

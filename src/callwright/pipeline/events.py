@@ -7,7 +7,50 @@ plain dataclasses: cheap to create on the audio path, no validation needed insid
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
+
+from callwright.pipeline.context import GroundingResult, KnowledgeUse
+
+
+class ReplyKind(StrEnum):
+    """Why the agent speaks: an answer, or one of its fixed lines."""
+
+    REPLY = "reply"
+    GREETING = "greeting"
+    REPROMPT = "reprompt"  # the caller has been silent a while
+    GOODBYE = "goodbye"  # the agent is about to hang up
+
+
+class EndReason(StrEnum):
+    """Why a call ended: the `end` event's `reason` and the stored call's `end_reason`."""
+
+    CALLER_HANGUP = "caller_hangup"
+    AGENT_HANGUP = "agent_hangup"
+    IDLE_TIMEOUT = "idle_timeout"
+    MAX_DURATION = "max_duration"
+    ERROR = "error"
+    ENDED = "ended"  # the session stopped without a recorded reason
+
+
+class ErrorCode(StrEnum):
+    """The `code` of every `error` the voice protocol sends (docs/protocol.md, Errors)."""
+
+    # the session's own failures; the call goes on unless it ends
+    INTERNAL_ERROR = "internal_error"
+    ASR_FAILED = "asr_failed"
+    CONTEXT_FAILED = "context_failed"
+    REPLY_FAILED = "reply_failed"
+    # the transport's: bad input from the peer, or a call that could not start
+    BAD_JSON = "bad_json"
+    BAD_MESSAGE = "bad_message"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    NOT_STARTED = "not_started"
+    ALREADY_STARTED = "already_started"
+    UNKNOWN_AGENT = "unknown_agent"
+    BAD_AUDIO = "bad_audio"
+    AUDIO_TOO_LARGE = "audio_too_large"
+    ENGINE_UNAVAILABLE = "engine_unavailable"
 
 
 @dataclass(slots=True)
@@ -141,19 +184,27 @@ class KnowledgeEvent(SessionEvent):
     """The knowledge an agent turn used, and the grounding check of its answer."""
 
     turn: int
-    used: dict[str, Any]
-    grounding: dict[str, Any] | None = None
+    used: KnowledgeUse
+    grounding: GroundingResult | None = None
     type: str = field(init=False, default="knowledge")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "turn": self.turn,
+            "used": self.used.to_dict(),
+            "grounding": None if self.grounding is None else self.grounding.to_dict(),
+        }
 
 
 @dataclass(slots=True)
 class ErrorEvent(SessionEvent):
-    code: str
+    code: ErrorCode
     message: str
     type: str = field(init=False, default="error")
 
 
 @dataclass(slots=True)
 class SessionEndedEvent(SessionEvent):
-    reason: str
+    reason: EndReason
     type: str = field(init=False, default="end")

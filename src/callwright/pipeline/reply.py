@@ -36,9 +36,11 @@ from callwright.pipeline.events import (
     AgentSpeechEnded,
     AgentSpeechStarted,
     AgentTextEvent,
+    ErrorCode,
     ErrorEvent,
     InterruptionEvent,
     KnowledgeEvent,
+    ReplyKind,
     SessionEvent,
     ToolCallEvent,
     TurnMetrics,
@@ -60,7 +62,7 @@ class Reply:
     turn: int
     metrics: TurnMetrics
     gate: asyncio.Event
-    kind: str = "reply"  # reply | greeting | reprompt | goodbye
+    kind: ReplyKind = ReplyKind.REPLY
     task: asyncio.Task[None] | None = None
     segments: list[Segment] = field(default_factory=list)
     text: str = ""
@@ -120,7 +122,7 @@ class ReplyRunner:
         source: AsyncIterator[str] | list[ChatMessage],
         *,
         gate_open: bool,
-        kind: str = "reply",
+        kind: ReplyKind = ReplyKind.REPLY,
     ) -> Reply:
         """Start a reply spoken from `source`: fixed text, or the LLM on these messages."""
         gate = asyncio.Event()
@@ -134,13 +136,13 @@ class ReplyRunner:
         reply.task = self._spawn(self._run(reply, source), f"reply-{turn}")
         return reply
 
-    def say(self, text: str, *, turn: int, kind: str) -> Reply:
+    def say(self, text: str, *, turn: int, kind: ReplyKind) -> Reply:
         return self.start(turn, TurnMetrics(turn=turn), _fixed(text), gate_open=True, kind=kind)
 
     def held(self) -> Reply | None:
         """The speculative reply waiting for the end of turn, if there is one."""
         reply = self.current
-        if reply is not None and reply.kind == "reply" and not reply.gate.is_set():
+        if reply is not None and reply.kind is ReplyKind.REPLY and not reply.gate.is_set():
             return reply
         return None
 
@@ -159,7 +161,7 @@ class ReplyRunner:
     def cancel_unheard(self) -> None:
         """Drop a reply the caller has not heard a word of (the turn went on)."""
         reply = self.current
-        if reply is not None and not reply.audible and reply.kind == "reply":
+        if reply is not None and not reply.audible and reply.kind is ReplyKind.REPLY:
             if reply.task is not None:
                 reply.task.cancel()
             self.pacer.interrupt()
@@ -210,7 +212,9 @@ class ReplyRunner:
             ctx = await self.context.for_user_turn(messages[-1].content)
         except Exception as exc:  # a dead knowledge store must not silence the agent
             log.warning("context provider failed in session %s", self.session_id, exc_info=True)
-            self._emit(ErrorEvent(code="context_failed", message=f"{type(exc).__name__}: {exc}"))
+            self._emit(
+                ErrorEvent(code=ErrorCode.CONTEXT_FAILED, message=f"{type(exc).__name__}: {exc}")
+            )
             ctx = None
         reply.metrics.retrieval_done = self.clock.now()
         if ctx is None:
@@ -289,7 +293,9 @@ class ReplyRunner:
         except Exception as exc:
             producer.cancel()
             log.exception("reply failed in session %s", self.session_id)
-            self._emit(ErrorEvent(code="reply_failed", message=f"{type(exc).__name__}: {exc}"))
+            self._emit(
+                ErrorEvent(code=ErrorCode.REPLY_FAILED, message=f"{type(exc).__name__}: {exc}")
+            )
             # the caller heard what was played; the history keeps only that
             self._finish(reply, interrupted=True, emit_interruption=False)
             return
@@ -372,7 +378,7 @@ class ReplyRunner:
         elif not interrupted:
             self._emit(AgentSpeechEnded(turn=reply.turn, text=heard))
         self._check_answer(reply, reply.text if not interrupted else heard)
-        if reply.kind == "reply":
+        if reply.kind is ReplyKind.REPLY:
             self._emit(TurnMetricsEvent(metrics=reply.metrics))
         self._on_done(reply, interrupted)
 

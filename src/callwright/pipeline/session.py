@@ -32,13 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from callwright.audio.pcm import Reframer, pcm16_to_float
+from callwright.audio.pcm import PIPELINE_RATE, Reframer, pcm16_to_float
 from callwright.engines.base import ChatMessage, Transcript
 from callwright.pipeline.clock import Clock, LoopClock
 from callwright.pipeline.context import ContextProvider
 from callwright.pipeline.conversation import Conversation
 from callwright.pipeline.events import (
+    EndReason,
+    ErrorCode,
     ErrorEvent,
+    ReplyKind,
     SessionEndedEvent,
     SessionEvent,
     TranscriptEvent,
@@ -85,8 +88,6 @@ class _TurnTimes:
 
 
 class VoiceSession:
-    WINDOW_RATE = 16000
-
     def __init__(
         self,
         session_id: str,
@@ -109,10 +110,10 @@ class VoiceSession:
         self.clock: Clock = clock or LoopClock()
         self.conversation = Conversation(settings.system_prompt)
         self.turn_metrics: list[TurnMetrics] = []
-        self.end_reason: str | None = None
+        self.end_reason: EndReason | None = None
 
         vad = engines.vad
-        if vad.sample_rate != self.WINDOW_RATE:
+        if vad.sample_rate != PIPELINE_RATE:
             raise ValueError("the pipeline runs its VAD at 16 kHz")
         window_secs = vad.window_samples / vad.sample_rate
         self._vad_stream = vad.open_stream()
@@ -174,7 +175,7 @@ class VoiceSession:
         except Exception as exc:
             self._fail(exc)
 
-    def end(self, reason: str = "caller_hangup") -> None:
+    def end(self, reason: EndReason = EndReason.CALLER_HANGUP) -> None:
         if self.end_reason is None:
             self.end_reason = reason
         self._running = False
@@ -184,14 +185,14 @@ class VoiceSession:
     def pacer_stats(self) -> PacerStats:
         return self._pacer.stats
 
-    async def run(self) -> str:
+    async def run(self) -> EndReason:
         """Run until the caller hangs up or the agent ends the call; return the reason."""
         self._vad_batcher = batcher_for(self.engines.vad)
         self._spawn(self._pacer.run(), "pacer")
         sender = asyncio.create_task(self._send_events(), name=f"{self.session_id}:events")
         try:
             if self.settings.greeting:
-                self._say(self.settings.greeting, kind="greeting")
+                self._say(self.settings.greeting, kind=ReplyKind.GREETING)
             else:
                 self._idle_anchor = 0.0
             self._running = not self._ended.is_set()
@@ -206,11 +207,11 @@ class VoiceSession:
             for task in list(self._tasks):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            self._events.put_nowait(SessionEndedEvent(reason=self.end_reason or "ended"))
+            self._events.put_nowait(SessionEndedEvent(reason=self.end_reason or EndReason.ENDED))
             self._events.put_nowait(None)
             with contextlib.suppress(Exception):
                 await sender
-        return self.end_reason or "ended"
+        return self.end_reason or EndReason.ENDED
 
     # ================================================================= plumbing
     def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -235,8 +236,10 @@ class VoiceSession:
 
     def _fail(self, exc: Exception) -> None:
         log.error("session %s failed on caller audio", self.session_id, exc_info=exc)
-        self._emit(ErrorEvent(code="internal_error", message=f"{type(exc).__name__}: {exc}"))
-        self.end("error")
+        self._emit(
+            ErrorEvent(code=ErrorCode.INTERNAL_ERROR, message=f"{type(exc).__name__}: {exc}")
+        )
+        self.end(EndReason.ERROR)
 
     # ================================================================= caller audio
     def _process(self, pcm: bytes, arrival: float) -> None:
@@ -319,7 +322,7 @@ class VoiceSession:
                 case EndOfTurn(text=text):
                     self._commit_turn(text)
                 case FinalFailed(error=error):
-                    self._emit(ErrorEvent(code="asr_failed", message=error))
+                    self._emit(ErrorEvent(code=ErrorCode.ASR_FAILED, message=error))
                     self._transcriber.reset()
 
     def _speech_started(self, started: SpeechStarted) -> None:
@@ -349,9 +352,7 @@ class VoiceSession:
         self._transcriber.decode().add_done_callback(done)
 
     def _decode_final(self, pending: PendingTurn) -> None:
-        speech_end = self._transcriber.samples - round(
-            self.turning.vad.stop_secs * self.WINDOW_RATE
-        )
+        speech_end = self._transcriber.samples - round(self.turning.vad.stop_secs * PIPELINE_RATE)
         final = self._transcriber.final_task(max(0, speech_end))
         self._transcriber.active = False
         self._times = _TurnTimes(speech_end=self._last_voiced_arrival, vad_stop=self.clock.now())
@@ -399,10 +400,10 @@ class VoiceSession:
         )
 
     # ================================================================= agent side
-    def _say(self, text: str, *, kind: str) -> None:
+    def _say(self, text: str, *, kind: ReplyKind) -> None:
         if self.replies.current is not None:
             self._interrupt(record=False)
-        if kind != "reprompt":
+        if kind is not ReplyKind.REPROMPT:
             self._idle_anchor = None
         self.replies.say(text, turn=self._turn, kind=kind)
 
@@ -418,14 +419,16 @@ class VoiceSession:
 
     def _reply_done(self, reply: Reply, interrupted: bool) -> None:
         """A reply ended (played out, interrupted or failed): the session's bookkeeping."""
-        if reply.kind == "reply":
+        if reply.kind is ReplyKind.REPLY:
             self.turn_metrics.append(reply.metrics)
-        if reply.kind == "goodbye" or (self._ending and reply.kind != "reprompt"):
-            self.end(self.end_reason or "agent_hangup")
+        if reply.kind is ReplyKind.GOODBYE or (
+            self._ending and reply.kind is not ReplyKind.REPROMPT
+        ):
+            self.end(self.end_reason or EndReason.AGENT_HANGUP)
             return
         if not interrupted:
             self._turns.agent_finished()
-        if reply.kind != "reprompt":
+        if reply.kind is not ReplyKind.REPROMPT:
             self._idle_anchor = None
         self._refresh_idle_anchor()
 
@@ -435,22 +438,22 @@ class VoiceSession:
         now = self._turns.audio_time
         if t.max_call_secs is not None and now >= t.max_call_secs and not self._ending:
             self._ending = True
-            self.end_reason = "max_duration"
-            self._say(self.settings.goodbye_text, kind="goodbye")
+            self.end_reason = EndReason.MAX_DURATION
+            self._say(self.settings.goodbye_text, kind=ReplyKind.GOODBYE)
         if self._idle_anchor is None or self.replies.current is not None or self._ending:
             return
         idle = now - self._idle_anchor
         if t.idle_hangup_secs is not None and idle >= t.idle_hangup_secs:
             self._ending = True
-            self.end_reason = "idle_timeout"
-            self._say(self.settings.goodbye_text, kind="goodbye")
+            self.end_reason = EndReason.IDLE_TIMEOUT
+            self._say(self.settings.goodbye_text, kind=ReplyKind.GOODBYE)
         elif (
             t.idle_reprompt_secs is not None
             and idle >= t.idle_reprompt_secs
             and not self._reprompted
         ):
             self._reprompted = True
-            self._say(self.settings.reprompt_text, kind="reprompt")
+            self._say(self.settings.reprompt_text, kind=ReplyKind.REPROMPT)
 
     def _refresh_idle_anchor(self) -> None:
         if self.replies.current is None and self._turns.idle and self._idle_anchor is None:

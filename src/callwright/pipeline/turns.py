@@ -211,7 +211,7 @@ class TurnDetector:
         """A partial decode of `utterance` finished (`None`: it failed)."""
         utterance.evaluating = False
         if text is None or self.utterance is not utterance:
-            return self._resume(utterance)
+            return list(self._resume(utterance))
         out: list[Decision] = []
         if text and not utterance.backchannel:
             out.append(PartialText(text, prefetch=not utterance.over_agent or utterance.decided))

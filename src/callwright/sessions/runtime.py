@@ -11,21 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from callwright.agents.config import AgentConfig
 from callwright.engines.base import RerankEngine, WarmableLLM
 from callwright.engines.registry import EngineHub
 from callwright.knowledge.service import KnowledgeService
 from callwright.pipeline.endpointing import TranscriptEndpointing
-from callwright.pipeline.events import (
-    AgentSpeechEnded,
-    InterruptionEvent,
-    KnowledgeEvent,
-    SessionEvent,
-    TranscriptEvent,
-    TurnMetricsEvent,
-)
+from callwright.pipeline.events import EndReason, SessionEvent
 from callwright.pipeline.session import VoiceSession
 from callwright.pipeline.settings import (
     DEFAULT_BACKCHANNELS,
@@ -35,13 +28,13 @@ from callwright.pipeline.settings import (
     TurnTaking,
 )
 from callwright.pipeline.vad import VadParams
+from callwright.sessions.call_record import CallRecord
 from callwright.sessions.call_writer import CallWriter
 from callwright.sessions.model import SessionInfo
 from callwright.storage.agent_configs import AgentConfigRepository
 from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
 from callwright.storage.recordings import CallRecorder, RecordingStore
-from callwright.storage.records import EventInput, TurnWrite
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +100,6 @@ async def load_engines(hub: EngineHub, agent: AgentConfig) -> SessionEngines:
 class RecordingOutput:
     """Wraps a transport's output: forwards everything, and keeps the call's record."""
 
-    PERSISTED: ClassVar[frozenset[str]] = frozenset(
-        {
-            "transcript",
-            "agent_text",
-            "interruption",
-            "turn_metrics",
-            "tool_call",
-            "error",
-            "agent_speech_ended",
-            "knowledge",
-            "end",
-        }
-    )
-
     def __init__(self, inner: SessionOutput, call: Call) -> None:
         self.inner = inner
         self.call = call
@@ -165,7 +144,7 @@ class Call:
             tap=self.recorder,
             context=runtime.knowledge.retriever(agent, reranker) if runtime.knowledge else None,
         )
-        self._last_agent: TurnWrite | None = None
+        self.record = CallRecord(store_transcripts=info.security.store_transcripts)
         self.started_at = datetime.now(UTC)
 
     @property
@@ -176,41 +155,12 @@ class Call:
         self.session.push_audio(pcm16k)
 
     def observe(self, event: SessionEvent) -> None:
-        """Collect what storage keeps; called on the loop, never awaits."""
+        """Queue what storage keeps of `event`; called on the loop, never awaits."""
         writer = self.runtime.writer
         if writer is None:
             return
-        now = datetime.now(UTC)
-        events: list[EventInput] = []
-        turns: list[TurnWrite] = []
-        if event.type in RecordingOutput.PERSISTED:
-            events.append((event.type, event.to_dict(), now))
-        if isinstance(event, TranscriptEvent) and event.final:
-            turns.append(TurnWrite(index=event.turn, role="user", text=event.text, started_at=now))
-        elif isinstance(event, AgentSpeechEnded | InterruptionEvent):
-            self._last_agent = TurnWrite(
-                index=event.turn,
-                role="assistant",
-                text=event.text if isinstance(event, AgentSpeechEnded) else event.heard_text,
-                interrupted=isinstance(event, InterruptionEvent),
-                started_at=now,
-            )
-            if event.turn == 0:  # greeting / prompts: no metrics event follows
-                turns.append(self._last_agent)
-        elif isinstance(event, KnowledgeEvent):
-            agent_turn = self._last_agent
-            if agent_turn is not None and agent_turn.index == event.turn:
-                agent_turn.knowledge = {"used": event.used, "grounding": event.grounding}
-                agent_turn.flagged = bool(event.grounding and event.grounding.get("flagged"))
-        elif isinstance(event, TurnMetricsEvent):
-            agent_turn = self._last_agent
-            if agent_turn is not None and agent_turn.index == event.metrics.turn:
-                agent_turn.metrics = event.to_dict()
-                turns.append(agent_turn)
-                self._last_agent = None
-        if not self.info.security.store_transcripts:
-            turns = []
-        writer.add(self.info.tenant_id, self.call_id, turns=turns, events=events)
+        rows = self.record.observe(event, datetime.now(UTC))
+        writer.add(self.info.tenant_id, self.call_id, turns=rows.turns, events=rows.events)
 
     async def run(self) -> str:
         db = self.runtime.db
@@ -226,7 +176,7 @@ class Call:
                 language=self.info.language,
                 metadata=dict(self.info.metadata),
             )
-        reason = "error"
+        reason: str = EndReason.ERROR
         status = "failed"
         try:
             reason = await self.session.run()

@@ -21,7 +21,7 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 import numpy as np
 
-from callwright.audio.pcm import SAMPLE_WIDTH
+from callwright.audio.pcm import PIPELINE_RATE, SAMPLE_WIDTH
 from callwright.audio.resample import StreamResampler
 
 
@@ -111,8 +111,8 @@ class LocalRecordingStore:
 
 
 # 1 s of 16 kHz silence, sliced (never copied) to fill gaps in the agent track.
-_SILENCE = memoryview(bytes(16000 * SAMPLE_WIDTH))
-_CHUNK_SAMPLES = 16000 * 4  # interleaving block in finish(): 4 s, 256 KiB of stereo
+_SILENCE = memoryview(bytes(PIPELINE_RATE * SAMPLE_WIDTH))
+_CHUNK_SAMPLES = PIPELINE_RATE * 4  # interleaving block in finish(): 4 s, 256 KiB of stereo
 
 
 class CallRecorder:
@@ -126,7 +126,7 @@ class CallRecorder:
     Conforms to `callwright.pipeline.settings.AudioTap`.
     """
 
-    RATE = 16000
+    RATE = PIPELINE_RATE  # the caller's audio arrives at the pipeline's rate
 
     def __init__(
         self,

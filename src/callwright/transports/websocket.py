@@ -11,20 +11,25 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from callwright.audio.mulaw import ulaw_decode, ulaw_encode
+from callwright.audio.pcm import PIPELINE_RATE
 from callwright.audio.resample import StreamResampler
-from callwright.pipeline.events import SessionEvent
+from callwright.pipeline.events import EndReason, ErrorCode, SessionEvent
 from callwright.sessions.model import AudioFormat, SessionInfo
 from callwright.sessions.runtime import Call, CallRuntime
 from callwright.transports.protocol import (
     MAX_AUDIO_FRAME_SECS,
     PROTOCOL_VERSION,
+    ClearMessage,
+    ErrorMessage,
     PingMessage,
+    PongMessage,
     ProtocolError,
+    ServerMsg,
+    StartedMessage,
     StartMessage,
     StopMessage,
     parse_client_message,
@@ -32,11 +37,9 @@ from callwright.transports.protocol import (
 
 log = logging.getLogger(__name__)
 
-PIPELINE_RATE = 16000
-
 
 class AudioDecoder:
-    """Peer audio (PCM16 or μ-law at any supported rate) to 16 kHz PCM16."""
+    """Peer audio (PCM16 or μ-law at any supported rate) to the pipeline's PCM16."""
 
     def __init__(self, fmt: AudioFormat) -> None:
         self.fmt = fmt
@@ -47,7 +50,7 @@ class AudioDecoder:
     def decode(self, data: bytes) -> bytes:
         if len(data) > self.max_bytes:
             raise ProtocolError(
-                "audio_too_large",
+                ErrorCode.AUDIO_TOO_LARGE,
                 f"audio messages are limited to {MAX_AUDIO_FRAME_SECS:g} s "
                 f"({self.max_bytes} bytes); send 20 ms frames",
             )
@@ -55,7 +58,9 @@ class AudioDecoder:
             pcm = ulaw_decode(data)
         else:
             if len(data) % 2:
-                raise ProtocolError("bad_audio", "PCM16 audio must have an even number of bytes")
+                raise ProtocolError(
+                    ErrorCode.BAD_AUDIO, "PCM16 audio must have an even number of bytes"
+                )
             pcm = data
         return self.resampler.process(pcm)
 
@@ -69,11 +74,11 @@ class WebSocketOutput:
         self.closed = False
         self._lock = asyncio.Lock()
 
-    async def _send(self, kind: str, data: Any) -> None:
+    async def _send(self, data: bytes | str) -> None:
         if self.closed:
             return
         try:
-            if kind == "bytes":
+            if isinstance(data, bytes):
                 await self.ws.send_bytes(data)
             else:
                 await self.ws.send_text(data)
@@ -81,19 +86,26 @@ class WebSocketOutput:
             self.closed = True
 
     async def send_audio(self, pcm: bytes) -> None:
-        await self._send("bytes", ulaw_encode(pcm) if self.mulaw else pcm)
+        await self._send(ulaw_encode(pcm) if self.mulaw else pcm)
 
     async def send_event(self, event: SessionEvent) -> None:
-        await self.send_json(event.to_dict())
+        # forwarded as the event serialises itself: no validation on the live path (the
+        # tests hold every event to its model in `protocol`)
+        await self._send(event_json(event))
 
-    async def send_json(self, message: dict[str, Any]) -> None:
-        await self._send("text", json.dumps(message, separators=(",", ":")))
+    async def send_message(self, message: ServerMsg) -> None:
+        await self._send(message.to_json())
 
     async def clear_audio(self) -> None:
-        await self.send_json({"type": "clear"})
+        await self.send_message(ClearMessage())
 
-    async def error(self, code: str, message: str) -> None:
-        await self.send_json({"type": "error", "code": code, "message": message})
+    async def error(self, code: ErrorCode, message: str) -> None:
+        await self.send_message(ErrorMessage(code=code, message=message))
+
+
+def event_json(event: SessionEvent) -> str:
+    """A session event as the WebSocket sends it."""
+    return json.dumps(event.to_dict(), separators=(",", ":"))
 
 
 async def serve_voice_websocket(ws: WebSocket, runtime: CallRuntime) -> None:
@@ -106,11 +118,12 @@ async def serve_voice_websocket(ws: WebSocket, runtime: CallRuntime) -> None:
     if start is None:
         return
     message, agent_id = start
-    in_fmt = AudioFormat(message.audio.encoding, message.audio.sample_rate)
-    out_msg = message.output_audio or message.audio
+    in_msg = message.audio
+    in_fmt = AudioFormat(in_msg.encoding, in_msg.sample_rate)
+    out_msg = message.output_audio or in_msg
     out_fmt = AudioFormat(out_msg.encoding, out_msg.sample_rate)
     if out_fmt.encoding == "mulaw" and out_fmt.sample_rate != 8000:
-        await output.error("bad_message", "mu-law output is 8000 Hz only")
+        await output.error(ErrorCode.BAD_MESSAGE, "mu-law output is 8000 Hz only")
         await ws.close(code=1003)
         return
     agent = runtime.agent(agent_id)
@@ -131,20 +144,19 @@ async def serve_voice_websocket(ws: WebSocket, runtime: CallRuntime) -> None:
         call = await runtime.open_call(info, output)
     except Exception as exc:
         log.exception("could not open a call")
-        await output.error("engine_unavailable", f"{type(exc).__name__}: {exc}")
+        await output.error(ErrorCode.ENGINE_UNAVAILABLE, f"{type(exc).__name__}: {exc}")
         await ws.close(code=1011)
         return
-    await output.send_json(
-        {
-            "type": "started",
-            "protocol": PROTOCOL_VERSION,
-            "call_id": call.call_id,
-            "agent_id": agent.agent_id,
-            "agent_name": agent.agent_name,
-            "agent_version": info.agent_version,
-            "audio": {"encoding": in_fmt.encoding, "sample_rate": in_fmt.sample_rate},
-            "output_audio": {"encoding": out_fmt.encoding, "sample_rate": out_fmt.sample_rate},
-        }
+    await output.send_message(
+        StartedMessage(
+            protocol=PROTOCOL_VERSION,
+            call_id=call.call_id,
+            agent_id=agent.agent_id,
+            agent_name=agent.agent_name,
+            agent_version=info.agent_version,
+            audio=in_msg,
+            output_audio=out_msg,
+        )
     )
     receiver = asyncio.create_task(_receive_loop(ws, output, call, AudioDecoder(in_fmt)))
     try:
@@ -168,7 +180,7 @@ async def _await_start(
         if msg["type"] == "websocket.disconnect":
             return None
         if msg.get("bytes") is not None:
-            await output.error("not_started", "send a 'start' message before audio")
+            await output.error(ErrorCode.NOT_STARTED, "send a 'start' message before audio")
             continue
         try:
             parsed = parse_client_message(msg.get("text") or "")
@@ -176,7 +188,7 @@ async def _await_start(
             await output.error(exc.code, exc.message)
             continue
         if isinstance(parsed, PingMessage):
-            await output.send_json({"type": "pong", "id": parsed.id})
+            await output.send_message(PongMessage(id=parsed.id))
             continue
         if isinstance(parsed, StopMessage):
             await ws.close(code=1000)
@@ -184,7 +196,7 @@ async def _await_start(
         try:
             agent = runtime.agent(parsed.agent_id)
         except KeyError as exc:
-            await output.error("unknown_agent", str(exc.args[0]))
+            await output.error(ErrorCode.UNKNOWN_AGENT, str(exc.args[0]))
             continue
         return parsed, agent.agent_id
 
@@ -212,11 +224,11 @@ async def _receive_loop(
             if isinstance(parsed, StopMessage):
                 break
             if isinstance(parsed, PingMessage):
-                await output.send_json({"type": "pong", "id": parsed.id})
+                await output.send_message(PongMessage(id=parsed.id))
             else:
-                await output.error("already_started", "this call has started already")
+                await output.error(ErrorCode.ALREADY_STARTED, "this call has started already")
     except WebSocketDisconnect:
         pass
     finally:
         output.closed = output.closed or ws.client_state != WebSocketState.CONNECTED
-        call.session.end("caller_hangup")
+        call.session.end(EndReason.CALLER_HANGUP)
