@@ -15,9 +15,9 @@ from callwright.pipeline.context import (
     KnowledgeVia,
     TurnContext,
 )
+from tests.helpers.voice_session import silence, tone
 
 HIT = KnowledgeHit(n=1, chunk_id=7, kb="clinic", source="parking.md")
-from tests.helpers.voice_session import silence, tone
 
 
 class Passages:
