@@ -25,9 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import REPO, ServerProcess, make_speech  # noqa: E402
-
-from callwright.client.caller import SimulatedCaller, Utterance  # noqa: E402
+from callwright.client.caller import SimulatedCaller, Utterance
+from harness import REPO, ServerProcess, make_speech
 
 QUESTIONS = [
     "What are your opening hours on Saturday?",
