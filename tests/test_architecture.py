@@ -1,0 +1,87 @@
+"""Size rules of the README's architecture: no module over 500 lines, no function or
+method over 80 (migrations excluded: they are generated history, never edited).
+
+The layer rules are import-linter's contracts (pyproject.toml, `make lint`)."""
+
+from __future__ import annotations
+
+import ast
+
+from tests.helpers.system import REPO
+
+SRC = REPO / "src" / "callwright"
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+# Offenders that other branches of issue 8 are splitting right now; the merge empties
+# these (and a listed offender that has been fixed fails the test, so it is removed).
+MODULES_BEING_SPLIT = {
+    "pipeline/session.py",  # -> pipeline/turns.py, reply.py, settings.py, clock.py
+    "knowledge/parsing.py",  # -> knowledge/parsers/
+    "storage/repository.py",  # -> storage/records.py, agent_configs.py, calls.py
+}
+FUNCTIONS_BEING_SPLIT: set[str] = set()  # "path:qualified.name"
+
+
+def _modules() -> list[tuple[str, str]]:
+    """(path relative to the package, source) of every module but the migrations."""
+    return [
+        (p.relative_to(SRC).as_posix(), p.read_text(encoding="utf-8"))
+        for p in sorted(SRC.rglob("*.py"))
+        if not p.relative_to(SRC).as_posix().startswith("storage/migrations/")
+    ]
+
+
+def _functions(tree: ast.AST, prefix: str = "") -> list[tuple[str, int]]:
+    """(qualified name, lines) of every function and method, nested ones included."""
+    found: list[tuple[str, int]] = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno is not None
+            found.append((prefix + node.name, node.end_lineno - node.lineno + 1))
+            found += _functions(node, f"{prefix}{node.name}.")
+        elif isinstance(node, ast.ClassDef):
+            found += _functions(node, f"{prefix}{node.name}.")
+        else:
+            found += _functions(node, prefix)
+    return found
+
+
+def test_the_package_is_found() -> None:
+    # guards the rules below against passing on an empty walk
+    paths = {path for path, _ in _modules()}
+    assert {"sessions/runtime.py", "api/app.py", "audio/wav.py"} <= paths
+    assert not any(p.startswith("storage/migrations/") for p in paths)
+
+
+def test_no_module_over_500_lines() -> None:
+    sizes = {path: len(text.splitlines()) for path, text in _modules()}
+    over = {p: n for p, n in sizes.items() if n > MAX_MODULE_LINES}
+    print("modules over 500 lines:", over)  # shown with -s or on failure
+    new = {p: n for p, n in over.items() if p not in MODULES_BEING_SPLIT}
+    assert not new, "modules over 500 lines:\n" + "\n".join(
+        f"  {p}: {n} lines" for p, n in sorted(new.items())
+    )
+    fixed = MODULES_BEING_SPLIT - set(over)
+    assert not fixed, f"no longer over the limit, take them off MODULES_BEING_SPLIT: {fixed}"
+
+
+def test_no_function_over_80_lines() -> None:
+    over = {
+        f"{path}:{name}": n
+        for path, text in _modules()
+        for name, n in _functions(ast.parse(text, path))
+        if n > MAX_FUNCTION_LINES
+    }
+    print("functions over 80 lines:", over)
+    new = {k: n for k, n in over.items() if k not in FUNCTIONS_BEING_SPLIT}
+    assert not new, "functions over 80 lines:\n" + "\n".join(
+        f"  {k}: {n} lines" for k, n in sorted(new.items())
+    )
+    fixed = FUNCTIONS_BEING_SPLIT - set(over)
+    assert not fixed, f"no longer over the limit, take them off FUNCTIONS_BEING_SPLIT: {fixed}"
+
+
+def test_the_measure_counts_a_function_from_def_to_its_last_line() -> None:
+    source = "class A:\n    def f(self):\n        x = 1\n\n        return x\n"
+    assert _functions(ast.parse(source)) == [("A.f", 4)]
