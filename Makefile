@@ -41,6 +41,7 @@ run: install
 lint: install-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports  # the layer contracts of pyproject.toml ([tool.importlinter])
 
 typecheck: install-dev
 	$(BIN)/mypy

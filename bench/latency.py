@@ -23,12 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests.conftest import ServerProcess, make_speech  # noqa: E402
-
-from callwright.client.caller import SimulatedCaller, Utterance  # noqa: E402
+from callwright.client.caller import SimulatedCaller, Utterance
+from harness import REPO, ServerProcess, make_speech
 
 QUESTIONS = [
     "What are your opening hours on Saturday?",

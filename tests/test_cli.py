@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import REPO
+from tests.helpers.system import REPO
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 
 from callwright.client.caller import SimulatedCaller, Utterance
-
-from .conftest import run_server, tone_wav
+from tests.helpers.app_server import run_server
+from tests.helpers.audio import tone_wav
 
 DOC = b"""# Harbor Clinic
 

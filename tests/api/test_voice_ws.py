@@ -11,8 +11,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from callwright.client.caller import SimulatedCaller, Utterance
-
-from .conftest import tone_wav
+from tests.helpers.audio import tone_wav
 
 
 async def test_simulated_call_is_answered_recorded_and_stored(server, tmp_path):

@@ -19,8 +19,9 @@ import pytest
 
 from callwright.audio.pcm import pcm16_to_float
 from callwright.audio.wav import read_wav
-
-from ..conftest import REPO, ServerProcess, make_speech
+from tests.helpers.audio import make_speech
+from tests.helpers.servers import ServerProcess
+from tests.helpers.system import REPO
 
 pytestmark = pytest.mark.models
 

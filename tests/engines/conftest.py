@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from callwright.audio.pcm import pcm16_to_float
 from callwright.audio.wav import read_wav
-
-from ..conftest import make_speech
-
-SpeechMaker = Callable[..., np.ndarray]
+from tests.helpers.audio import SpeechMaker, make_speech
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,7 @@ import pytest
 from callwright.audio.pcm import pcm16_to_float
 from callwright.audio.wav import read_wav
 from callwright.engines.silero_vad import SileroVADEngine
-
-from ..conftest import make_speech
+from tests.helpers.audio import make_speech
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
 from callwright.engines.base import ASREngine, EngineError
 from callwright.engines.registry import get_factory
+from tests.helpers.audio import SpeechMaker
 
 pytestmark = pytest.mark.models
-
-SpeechMaker = Callable[..., np.ndarray]
 
 
 def words_of(text: str) -> str:

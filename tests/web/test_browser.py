@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import REPO, free_port, need_tools
+from tests.helpers.servers import free_port
+from tests.helpers.system import REPO, need_tools
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 

