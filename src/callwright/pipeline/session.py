@@ -52,6 +52,7 @@ from callwright.pipeline.events import (
 from callwright.pipeline.pacer import OutputPacer, PacerStats, Segment
 from callwright.pipeline.reply import Reply, ReplyRunner
 from callwright.pipeline.settings import AudioTap, SessionEngines, SessionOutput, SessionSettings
+from callwright.pipeline.timers import CallTimers, TimerAction
 from callwright.pipeline.transcriber import Transcriber
 from callwright.pipeline.turns import (
     Agent,
@@ -154,9 +155,7 @@ class VoiceSession:
         self._times = _TurnTimes()
         self._pause_decode: asyncio.Task[Transcript] | None = None
         self._turn = 0
-        self._idle_anchor: float | None = None
-        self._reprompted = False
-        self._ending = False
+        self._timers = CallTimers(self.turning)
 
     # ================================================================= public API
     def push_audio(self, pcm16k: bytes, arrival: float | None = None) -> None:
@@ -194,7 +193,7 @@ class VoiceSession:
             if self.settings.greeting:
                 self._say(self.settings.greeting, kind=ReplyKind.GREETING)
             else:
-                self._idle_anchor = 0.0
+                self._timers.quiet(0.0)
             self._running = not self._ended.is_set()
             early, self._early = self._early, []
             for pcm, arrival in early:
@@ -292,7 +291,7 @@ class VoiceSession:
                     self._emit(UserSpeechStopped())
                     if dropped:
                         self._transcriber.reset()
-                        self._refresh_idle_anchor()
+                        self._quiet_if_idle()
                 case DecodeAtPause():
                     if self._pause_decode is None or self._pause_decode.done():
                         # speculative final: queued behind a partial decode in flight if
@@ -326,8 +325,7 @@ class VoiceSession:
                     self._transcriber.reset()
 
     def _speech_started(self, started: SpeechStarted) -> None:
-        self._idle_anchor = None
-        self._reprompted = False
+        self._timers.caller_spoke()
         self._emit(UserSpeechStarted())
         preroll = np.concatenate(self._preroll) if self._preroll else None
         self._preroll.clear()
@@ -374,7 +372,7 @@ class VoiceSession:
     def _commit_turn(self, text: str) -> None:
         self._transcriber.reset()
         if not text:
-            self._refresh_idle_anchor()
+            self._quiet_if_idle()
             return
         self._turn += 1
         self.conversation.add_user(text)
@@ -404,7 +402,7 @@ class VoiceSession:
         if self.replies.current is not None:
             self._interrupt(record=False)
         if kind is not ReplyKind.REPROMPT:
-            self._idle_anchor = None
+            self._timers.busy()
         self.replies.say(text, turn=self._turn, kind=kind)
 
     def _interrupt(self, record: bool = True) -> None:
@@ -422,39 +420,31 @@ class VoiceSession:
         if reply.kind is ReplyKind.REPLY:
             self.turn_metrics.append(reply.metrics)
         if reply.kind is ReplyKind.GOODBYE or (
-            self._ending and reply.kind is not ReplyKind.REPROMPT
+            self._timers.ending and reply.kind is not ReplyKind.REPROMPT
         ):
             self.end(self.end_reason or EndReason.AGENT_HANGUP)
             return
         if not interrupted:
             self._turns.agent_finished()
         if reply.kind is not ReplyKind.REPROMPT:
-            self._idle_anchor = None
-        self._refresh_idle_anchor()
+            self._timers.busy()
+        self._quiet_if_idle()
 
     # ================================================================= timers (audio time)
     def _check_timers(self) -> None:
-        t = self.turning
-        now = self._turns.audio_time
-        if t.max_call_secs is not None and now >= t.max_call_secs and not self._ending:
-            self._ending = True
-            self.end_reason = EndReason.MAX_DURATION
-            self._say(self.settings.goodbye_text, kind=ReplyKind.GOODBYE)
-        if self._idle_anchor is None or self.replies.current is not None or self._ending:
-            return
-        idle = now - self._idle_anchor
-        if t.idle_hangup_secs is not None and idle >= t.idle_hangup_secs:
-            self._ending = True
-            self.end_reason = EndReason.IDLE_TIMEOUT
-            self._say(self.settings.goodbye_text, kind=ReplyKind.GOODBYE)
-        elif (
-            t.idle_reprompt_secs is not None
-            and idle >= t.idle_reprompt_secs
-            and not self._reprompted
-        ):
-            self._reprompted = True
+        action = self._timers.check(
+            self._turns.audio_time, replying=self.replies.current is not None
+        )
+        if action is TimerAction.REPROMPT:
             self._say(self.settings.reprompt_text, kind=ReplyKind.REPROMPT)
+        elif action is not None:
+            self.end_reason = (
+                EndReason.MAX_DURATION
+                if action is TimerAction.MAX_DURATION
+                else EndReason.IDLE_TIMEOUT
+            )
+            self._say(self.settings.goodbye_text, kind=ReplyKind.GOODBYE)
 
-    def _refresh_idle_anchor(self) -> None:
-        if self.replies.current is None and self._turns.idle and self._idle_anchor is None:
-            self._idle_anchor = self._turns.audio_time
+    def _quiet_if_idle(self) -> None:
+        if self.replies.current is None and self._turns.idle:
+            self._timers.quiet(self._turns.audio_time)
