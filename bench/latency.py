@@ -122,7 +122,9 @@ def main() -> None:
                     )
                     demo = demo.replace("  llm: {name: llamacpp}", f"  llm: {slicing}")
                 (agents / "clinic-receptionist.yaml").write_text(demo)
-            server = ServerProcess(agents, tmpdir / "data", default_agent="clinic-receptionist")
+            server = ServerProcess(
+                agents, tmpdir / "data", default_agent="clinic-receptionist", cwd=REPO
+            )
             print(f"server ready in {time.monotonic() - t0:.1f} s", flush=True)
             url = server.ws_url
         try:

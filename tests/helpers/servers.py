@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
+from callwright.client import server_process
+from callwright.client.server_process import free_port
 
 from .system import REPO
 
-
-def free_port() -> int:
-    """A loopback port free right now (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["ServerProcess", "free_port"]
 
 
-class ServerProcess:
-    """`callwright serve` in a subprocess, ready (`/readyz`) when the constructor returns."""
+class ServerProcess(server_process.ServerProcess):
+    """Started from the repository root, as the tests' agents and data paths expect."""
 
     def __init__(
         self,
@@ -31,47 +23,10 @@ class ServerProcess:
         default_agent: str | None = None,
         startup_timeout: float = 180.0,
     ) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}/v1/voice"
-        cmd = [
-            sys.executable,
-            "-m",
-            "callwright.cli",
-            "serve",
-            "--port",
-            str(self.port),
-            "--agents-dir",
-            str(agents_dir),
-            "--data-dir",
-            str(data_dir),
-        ]
-        if default_agent:
-            cmd += ["--default-agent", default_agent]
-        self.log = data_dir / "server.log"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log.open("wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
-        self._wait_ready(startup_timeout)
-
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited during start-up:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self._log.close()
+        super().__init__(
+            agents_dir,
+            data_dir,
+            default_agent=default_agent,
+            startup_timeout=startup_timeout,
+            cwd=REPO,
+        )

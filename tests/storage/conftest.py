@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
 from tests.helpers.postgres import fresh_postgres_database
 
@@ -39,3 +40,12 @@ async def db(empty_db: Database) -> Database:
     """A migrated database."""
     await empty_db.migrate()
     return empty_db
+
+
+@pytest.fixture
+async def calls(db: Database) -> CallRepository:
+    """The call repository, with tenants acme and globex."""
+    repo = CallRepository(db)
+    await repo.ensure_tenant("acme", "Acme")
+    await repo.ensure_tenant("globex", "Globex")
+    return repo

@@ -12,15 +12,6 @@ from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
 
 
-@pytest.fixture
-async def calls(db: Database) -> CallRepository:
-    """Tenants acme and globex for the versions to belong to (as in test_calls)."""
-    repo = CallRepository(db)
-    await repo.ensure_tenant("acme", "Acme")
-    await repo.ensure_tenant("globex", "Globex")
-    return repo
-
-
 async def test_agent_config_versioning(db: Database, calls: CallRepository) -> None:
     configs = AgentConfigRepository(db)
     config = {"prompt": "Be brief.", "tts": {"voice": "joe", "rate": 1.0}, "tools": ["a", "b"]}

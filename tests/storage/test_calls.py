@@ -16,14 +16,6 @@ from callwright.storage.records import CallWrites, TurnWrite
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def calls(db: Database) -> CallRepository:
-    repo = CallRepository(db)
-    await repo.ensure_tenant("acme", "Acme")
-    await repo.ensure_tenant("globex", "Globex")
-    return repo
-
-
 async def test_ensure_tenant_is_idempotent(db: Database) -> None:
     tenants = TenantRepository(db)
     first = await tenants.ensure_tenant("acme", "Acme")

@@ -159,7 +159,7 @@ async def ingest_document(
             body = IngestUrl.model_validate_json(await _read_limited(request, 64 * 1024))
             if not body.url.startswith(("http://", "https://")):
                 raise HTTPException(422, "url must be http:// or https://")
-            job = await service.submit(
+            job = await service.jobs.submit(
                 DEFAULT_TENANT, name, body.url, access_tags=body.access_tags or tag
             )
         else:
@@ -175,7 +175,7 @@ async def ingest_document(
                 raise HTTPException(
                     415, f"{exc} (supported: {', '.join(sorted(SUPPORTED_SUFFIXES))})"
                 ) from None
-            job = await service.submit(
+            job = await service.jobs.submit(
                 DEFAULT_TENANT,
                 name,
                 source,
@@ -193,7 +193,7 @@ async def ingest_document(
 
 @router.get("/v1/knowledge-jobs/{job_id}")
 async def get_job(job_id: str, request: Request) -> dict[str, Any]:
-    job = await _service(request).get_job(DEFAULT_TENANT, job_id)
+    job = await _service(request).jobs.get(DEFAULT_TENANT, job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id!r}")
     return dict(_plain(job))

@@ -9,7 +9,6 @@ and hands directory syncs to `knowledge.sync` and background ingests to
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +16,7 @@ from callwright.agents.config import AgentConfig, EngineRef
 from callwright.engines.base import EmbeddingEngine, RerankEngine
 from callwright.engines.registry import EngineHub
 from callwright.knowledge.ingest import Ingestor, IngestReport
-from callwright.knowledge.jobs import JobRecord, KnowledgeJobs
+from callwright.knowledge.jobs import KnowledgeJobs
 from callwright.knowledge.retriever import KnowledgeRetriever, RetrievalSettings
 from callwright.knowledge.search import KnowledgeSearch, SearchParams
 from callwright.knowledge.store import KnowledgeStore
@@ -163,31 +162,7 @@ class KnowledgeService:
             log.warning("knowledge for agent %s not ready: %s", agent.agent_id, exc)
 
     # ------------------------------------------------------------ jobs
-    async def submit(
-        self,
-        tenant_id: str,
-        kb_name: str,
-        source: str,
-        *,
-        data: bytes | None = None,
-        filename: str | None = None,
-        content_type: str | None = None,
-        access_tags: Sequence[str] | None = None,
-    ) -> JobRecord:
-        """Queue an ingest (uploaded bytes, or a URL when `data` is None); returns at once."""
-        return await self.jobs.submit(
-            tenant_id,
-            kb_name,
-            source,
-            data=data,
-            filename=filename,
-            content_type=content_type,
-            access_tags=access_tags,
-        )
-
-    async def get_job(self, tenant_id: str, job_id: str) -> JobRecord | None:
-        return await self.jobs.get(tenant_id, job_id)
-
+    # ingests run as background jobs: `service.jobs.submit(...)`, `service.jobs.get(...)`
     async def wait_idle(self) -> None:
         """Wait for queued jobs (tests, graceful shutdown)."""
         await self.jobs.wait_idle()
