@@ -162,7 +162,7 @@ class Call:
         rows = self.record.observe(event, datetime.now(UTC))
         writer.add(self.info.tenant_id, self.call_id, turns=rows.turns, events=rows.events)
 
-    async def run(self) -> str:
+    async def run(self) -> EndReason:
         db = self.runtime.db
         if db is not None:
             await CallRepository(db).create_call(
@@ -176,7 +176,7 @@ class Call:
                 language=self.info.language,
                 metadata=dict(self.info.metadata),
             )
-        reason: str = EndReason.ERROR
+        reason = EndReason.ERROR
         status = "failed"
         try:
             reason = await self.session.run()
