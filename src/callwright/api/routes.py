@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -31,7 +32,7 @@ def _plain(obj: Any) -> Any:
         return [_plain(x) for x in obj]
     if isinstance(obj, dict):
         return {k: _plain(v) for k, v in obj.items()}
-    if hasattr(obj, "isoformat"):
+    if isinstance(obj, datetime | date):
         return obj.isoformat()
     return obj
 
@@ -120,7 +121,7 @@ async def get_recording(call_id: str, request: Request) -> Response:
     call = await CallRepository(runtime.db).get_call(DEFAULT_TENANT, call_id)
     if call is None:
         raise HTTPException(404, f"no call {call_id!r}")
-    uri = getattr(call, "recording_uri", None)
+    uri = call.recording_uri
     if not uri:
         raise HTTPException(404, "this call has no recording (still active, or not recorded)")
     return Response(await runtime.recordings.open(uri), media_type="audio/wav")
