@@ -29,6 +29,23 @@ def test_agents_validate_good_and_bad(tmp_path: Path) -> None:
     assert res.returncode == 1 and "greetng: unknown field" in res.stderr
 
 
+def test_a_misspelt_engine_fails_validate_and_serve(tmp_path: Path) -> None:
+    demo = (REPO / "agents" / "clinic-receptionist.yaml").read_text()
+    assert "  tts: {name: piper}\n" in demo
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    bad = agents / "clinic.yaml"
+    bad.write_text(demo.replace("  tts: {name: piper}\n", "  tts: {name: pipr}\n"))
+    res = cli("agents", "validate", str(bad))
+    assert res.returncode == 1
+    assert "engines.tts.name: unknown tts engine 'pipr'" in res.stderr
+    assert "'piper'" in res.stderr  # the known names are listed
+    # the server refuses to start, saying why, instead of falling back to espeak
+    served = cli("serve", "--agents-dir", str(agents), "--data-dir", str(tmp_path / "data"))
+    assert served.returncode == 2
+    assert "engines.tts.name: unknown tts engine 'pipr'" in served.stderr
+
+
 def test_doctor_reports_each_engine(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     agents.mkdir()

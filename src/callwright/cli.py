@@ -54,6 +54,8 @@ def serve(
     """Start the server: REST API, voice WebSocket and web page."""
     import uvicorn
 
+    from callwright.agents.checks import check_agents
+    from callwright.agents.loader import AgentConfigError, load_agent_dir
     from callwright.api.app import create_app
     from callwright.api.settings import ServerSettings
 
@@ -67,6 +69,11 @@ def serve(
         database_url=database_url,
         default_agent=default_agent,
     )
+    try:  # a broken agent config is said plainly, before the server starts
+        check_agents(load_agent_dir(settings.agents_dir))
+    except AgentConfigError as exc:
+        typer.echo(f"callwright serve: {exc}", err=True)
+        raise typer.Exit(2) from None
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -183,6 +190,7 @@ def agents_validate(
     files: Annotated[list[Path], typer.Argument(help="agent YAML/JSON files")],
 ) -> None:
     """Check agent configs; errors name the field."""
+    from callwright.agents.checks import engine_problems
     from callwright.agents.loader import AgentConfigError, load_agent_file
 
     failed = False
@@ -192,6 +200,12 @@ def agents_validate(
         except AgentConfigError as exc:
             failed = True
             typer.echo(str(exc), err=True)
+            continue
+        problems = engine_problems(agent)
+        if problems:
+            failed = True
+            lines = "\n".join(f"  {p}" for p in problems)
+            typer.echo(f"{path}: invalid agent config\n{lines}", err=True)
             continue
         typer.echo(f"{path}: ok ({agent.agent_id}: {agent.agent_name})")
     raise typer.Exit(1 if failed else 0)

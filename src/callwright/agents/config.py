@@ -37,6 +37,19 @@ class Engines(_Strict):
     # used when the main TTS engine cannot be loaded (e.g. the GPL extra is not installed)
     tts_fallback: EngineRef | None = EngineRef(name="espeak")
 
+    def refs(self) -> list[tuple[str, str, EngineRef]]:
+        """(field, engine kind, reference) of every engine this agent names."""
+        named = [
+            ("asr", "asr", self.asr),
+            ("llm", "llm", self.llm),
+            ("tts", "tts", self.tts),
+            ("vad", "vad", self.vad),
+            ("embed", "embed", self.embed),
+            ("rerank", "rerank", self.rerank),
+            ("tts_fallback", "tts", self.tts_fallback),
+        ]
+        return [(f, kind, ref) for f, kind, ref in named if ref is not None]
+
 
 class Prompts(_Strict):
     system: str = Field(min_length=1)

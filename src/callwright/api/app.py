@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from callwright import __version__
+from callwright.agents.checks import check_agents
 from callwright.agents.config import AgentConfig
 from callwright.agents.loader import load_agent_dir
 from callwright.api import knowledge_routes, routes
@@ -58,6 +59,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         catalog = agents if agents is not None else load_agent_dir(settings.agents_dir)
+        check_agents(catalog)  # before any work: a misspelt engine fails at once
         db = Database(settings.resolved_database_url())
         await db.migrate()
         recordings = (

@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from callwright.agents.checks import check_agents
 from callwright.agents.config import AgentConfig
 from callwright.engines.base import RerankEngine, WarmableLLM
 from callwright.engines.registry import EngineHub
@@ -229,7 +230,9 @@ class CallRuntime:
         self.writer = CallWriter(db) if db is not None else None
 
     async def start(self, preload: bool = True) -> None:
-        """Record agent config versions, and load every agent's engines before serving."""
+        """Record agent config versions, and load every agent's engines before serving.
+        An agent naming an engine this installation lacks is refused here, by field."""
+        check_agents(self.agents)
         if self.db is not None:
             repo = AgentConfigRepository(self.db)
             for agent in self.agents.values():
