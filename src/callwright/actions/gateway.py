@@ -289,12 +289,9 @@ def _parse(text: str, definition: ToolDefinition) -> tuple[dict[str, Any], str]:
     if not isinstance(value, dict):
         kind = type(value).__name__
         return {}, f"expected a JSON object of the parameters, got a {kind}"
-    errors = sorted(definition.validator.iter_errors(value), key=_error_order)
-    return value, "; ".join(_describe(e) for e in errors[:MAX_ERRORS_SHOWN])
-
-
-def _error_order(error: ValidationError) -> tuple[str, str]:
-    return ".".join(str(p) for p in error.absolute_path), error.validator_keyword()
+    # sorted by the field they name, so the same mistake always reads the same way
+    problems = sorted(_describe(e) for e in definition.validator.iter_errors(value))
+    return value, "; ".join(problems[:MAX_ERRORS_SHOWN])
 
 
 def _describe(error: ValidationError) -> str:
