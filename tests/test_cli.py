@@ -46,6 +46,19 @@ def test_a_misspelt_engine_fails_validate_and_serve(tmp_path: Path) -> None:
     assert "engines.tts.name: unknown tts engine 'pipr'" in served.stderr
 
 
+def test_tools_must_be_registered_by_a_tool_module(tmp_path: Path) -> None:
+    demo = (REPO / "agents" / "zero-cost.yaml").read_text()
+    agent = tmp_path / "shop.yaml"
+    agent.write_text(demo + "tools: [order_status]\n")
+    res = cli("agents", "validate", str(agent))
+    assert res.returncode == 1 and "tools[0]: unknown tool 'order_status'" in res.stderr
+    ok = cli("agents", "validate", str(agent), "--tool-module", "tests.helpers.example_tools")
+    assert ok.returncode == 0, ok.stderr
+    broken = cli("agents", "validate", str(agent), "--tool-module", "tests.helpers.nonesuch")
+    assert broken.returncode == 2
+    assert "tool module 'tests.helpers.nonesuch' could not be imported" in broken.stderr
+
+
 def test_doctor_reports_each_engine(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     agents.mkdir()

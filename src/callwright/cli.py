@@ -49,11 +49,19 @@ def serve(
         str | None, typer.Option(help="SQLAlchemy URL (default SQLite)")
     ] = None,
     default_agent: Annotated[str | None, typer.Option(help="agent used when none is named")] = None,
+    tool_module: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a Python module that registers tools (repeatable; docs/tools-and-flows.md)"
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Start the server: REST API, voice WebSocket and web page."""
     import uvicorn
 
+    from callwright.actions.modules import ToolModuleError, load_tool_modules
+    from callwright.actions.tools import known_tools
     from callwright.agents.checks import check_agents
     from callwright.agents.loader import AgentConfigError, load_agent_dir
     from callwright.api.app import create_app
@@ -68,10 +76,12 @@ def serve(
         data_dir=data_dir,
         database_url=database_url,
         default_agent=default_agent,
+        tool_modules=tool_module or None,
     )
     try:  # a broken agent config is said plainly, before the server starts
-        check_agents(load_agent_dir(settings.agents_dir))
-    except AgentConfigError as exc:
+        load_tool_modules(settings.tool_modules)
+        check_agents(load_agent_dir(settings.agents_dir), known_tools())
+    except (AgentConfigError, ToolModuleError) as exc:
         typer.echo(f"callwright serve: {exc}", err=True)
         raise typer.Exit(2) from None
     uvicorn.run(
@@ -188,11 +198,22 @@ def call(
 @agents_app.command("validate")
 def agents_validate(
     files: Annotated[list[Path], typer.Argument(help="agent YAML/JSON files")],
+    tool_module: Annotated[
+        list[str] | None,
+        typer.Option(help="a Python module that registers tools (also $CALLWRIGHT_TOOL_MODULES)"),
+    ] = None,
 ) -> None:
     """Check agent configs; errors name the field."""
-    from callwright.agents.checks import engine_problems
+    from callwright.actions.modules import ToolModuleError, load_tool_modules, tool_modules
+    from callwright.actions.tools import known_tools
+    from callwright.agents.checks import agent_problems
     from callwright.agents.loader import AgentConfigError, load_agent_file
 
+    try:
+        load_tool_modules(tool_modules(tool_module or ()))
+    except ToolModuleError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     failed = False
     for path in files:
         try:
@@ -201,7 +222,7 @@ def agents_validate(
             failed = True
             typer.echo(str(exc), err=True)
             continue
-        problems = engine_problems(agent)
+        problems = agent_problems(agent, known_tools())
         if problems:
             failed = True
             lines = "\n".join(f"  {p}" for p in problems)

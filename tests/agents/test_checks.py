@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callwright.agents.checks import check_agents, engine_problems
+from callwright.agents.checks import check_agents, engine_problems, tool_problems
 from callwright.agents.config import AgentConfig
 from callwright.agents.loader import AgentConfigError
 from callwright.engines import registry
@@ -50,9 +50,18 @@ def test_an_engine_registered_by_the_installation_is_known() -> None:
 
 def test_check_agents_names_every_agent_and_field() -> None:
     good, bad = agent(), agent(llm={"name": "gpt"}, vad={"name": "loud"})
-    check_agents({"good": good})
+    check_agents({"good": good}, known_tools=())
     with pytest.raises(AgentConfigError) as err:
-        check_agents({"good": good, "a": bad})
+        check_agents({"good": good, "a": bad}, known_tools=())
     text = str(err.value)
     assert "agent 'a': engines.llm.name: unknown llm engine 'gpt'" in text
     assert "agent 'a': engines.vad.name: unknown vad engine 'loud'" in text
+
+
+def test_tools_must_be_registered() -> None:
+    a = agent()
+    a = a.model_copy(update={"tools": ["book", "cancel"]})
+    assert tool_problems(a, known_tools={"book"}) == [
+        "tools[1]: unknown tool 'cancel'; registered: ['book']"
+    ]
+    assert tool_problems(a, known_tools={"book", "cancel"}) == []

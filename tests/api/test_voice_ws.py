@@ -46,6 +46,14 @@ async def test_simulated_call_is_answered_recorded_and_stored(server, tmp_path):
         assert reply["metrics"]["voice_to_voice_ms"] > 0 and reply["interrupted"] is False
         listed = (await http.get("/v1/calls")).json()
         assert result.call_id in [c["id"] for c in listed]
+        timeline = (await http.get(f"/v1/calls/{result.call_id}/events")).json()
+        assert timeline[-1]["type"] == "end"
+        assert timeline[-1]["payload"]["reason"] == "caller_hangup"
+        finals = await http.get(
+            f"/v1/calls/{result.call_id}/events", params={"type": ["transcript"]}
+        )
+        assert {e["type"] for e in finals.json()} == {"transcript"}
+        assert (await http.get("/v1/calls/nope/events")).status_code == 404
         rec = await http.get(f"/v1/calls/{result.call_id}/recording")
         assert rec.status_code == 200 and rec.headers["content-type"] == "audio/wav"
         with wave.open(BytesIO(rec.content)) as w:

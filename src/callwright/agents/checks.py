@@ -1,4 +1,4 @@
-"""An agent config checked against this installation: are the engines it names known?
+"""An agent config checked against this installation: are its engines and tools known?
 
 The pydantic model (`config.py`) checks a file's shape; this checks it against the
 engine registry, which an installation may extend (its own engines registered before
@@ -9,6 +9,8 @@ naming the field.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from callwright.agents.config import AgentConfig
 from callwright.engines.registry import known_engines
@@ -27,14 +29,29 @@ def engine_problems(agent: AgentConfig) -> list[str]:
     return problems
 
 
-def check_agents(agents: dict[str, AgentConfig]) -> None:
-    """Raise `AgentConfigError` naming every unknown engine of every agent."""
+def tool_problems(agent: AgentConfig, known_tools: Collection[str]) -> list[str]:
+    """One line per tool the agent lists that is not registered (`actions.tools`; the
+    caller passes the names, this layer does not import the actions layer)."""
+    known = sorted(known_tools)
+    return [
+        f"tools[{i}]: unknown tool {name!r}; registered: {known}"
+        for i, name in enumerate(agent.tools)
+        if name not in known_tools
+    ]
+
+
+def agent_problems(agent: AgentConfig, known_tools: Collection[str]) -> list[str]:
+    return [*engine_problems(agent), *tool_problems(agent, known_tools)]
+
+
+def check_agents(agents: dict[str, AgentConfig], known_tools: Collection[str]) -> None:
+    """Raise `AgentConfigError` naming every unknown engine and tool of every agent."""
     from callwright.agents.loader import AgentConfigError
 
     problems = [
         f"  agent {agent.agent_id!r}: {problem}"
         for agent in agents.values()
-        for problem in engine_problems(agent)
+        for problem in agent_problems(agent, known_tools)
     ]
     if problems:
         raise AgentConfigError("invalid agent configs\n" + "\n".join(problems))

@@ -51,6 +51,13 @@ class Engines(_Strict):
         return [(f, kind, ref) for f, kind, ref in named if ref is not None]
 
 
+class ToolPolicy(_Strict):
+    """Limits the policy gateway enforces on one call's tool calls."""
+
+    max_calls: int = Field(10, ge=0, le=100, description="tool calls a call may make")
+    max_per_minute: int = Field(5, ge=0, le=60, description="in any rolling 60 s")
+
+
 class Prompts(_Strict):
     system: str = Field(min_length=1)
     reprompt: str = "Are you still there?"
@@ -157,7 +164,11 @@ class AgentConfig(_Strict):
         default_factory=list, description="names of the tenant's knowledge bases"
     )
     knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
-    tools: list[str] = Field(default_factory=list)
+    tools: list[str] = Field(
+        default_factory=list,
+        description="registered tools the agent may call (docs/tools-and-flows.md)",
+    )
+    tool_policy: ToolPolicy = Field(default_factory=ToolPolicy)
     guardrails: list[str] = Field(default_factory=list)
     prompts: Prompts
     greeting: str | None = None

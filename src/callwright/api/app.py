@@ -16,6 +16,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from callwright import __version__
+from callwright.actions.modules import load_tool_modules
+from callwright.actions.tools import known_tools
 from callwright.agents.checks import check_agents
 from callwright.agents.config import AgentConfig
 from callwright.agents.loader import load_agent_dir
@@ -59,7 +61,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         catalog = agents if agents is not None else load_agent_dir(settings.agents_dir)
-        check_agents(catalog)  # before any work: a misspelt engine fails at once
+        load_tool_modules(settings.tool_modules)
+        # before any work: a misspelt engine or tool fails at once
+        check_agents(catalog, known_tools())
         db = Database(settings.resolved_database_url())
         await db.migrate()
         recordings = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -108,6 +108,26 @@ async def get_call(call_id: str, request: Request) -> dict[str, Any]:
     body: dict[str, Any] = _plain(call)
     body["active"] = call_id in runtime.active
     return body
+
+
+@router.get("/v1/calls/{call_id}/events", tags=["calls"])
+async def get_call_events(
+    call_id: str,
+    request: Request,
+    type: Annotated[
+        list[str] | None, Query(description="only these event types, e.g. tool_audit")
+    ] = None,
+) -> list[dict[str, Any]]:
+    """The call's timeline: transcripts, interruptions, metrics, errors, and one
+    `tool_audit` record per tool call (allowed or refused, arguments redacted)."""
+    runtime = _runtime(request)
+    if runtime.db is None:
+        raise HTTPException(404, "no storage configured")
+    repo = CallRepository(runtime.db)
+    if await repo.get_call(DEFAULT_TENANT, call_id) is None:
+        raise HTTPException(404, f"no call {call_id!r}")
+    events = await repo.list_events(DEFAULT_TENANT, call_id, type)
+    return [{"type": e.type, "at": e.at.isoformat(), "payload": e.payload} for e in events]
 
 
 @router.get(

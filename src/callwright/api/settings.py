@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+_LISTS = ("cors_origins", "tool_modules")  # comma-separated in the environment
+
 
 class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -26,6 +28,9 @@ class ServerSettings(BaseModel):
     preload: bool = Field(True, description="load every agent's engines before serving")
     record: bool = True
     cors_origins: list[str] = Field(["*"], description="origins that may embed the widget")
+    tool_modules: list[str] = Field(
+        default_factory=list, description="Python modules that register the agents' tools"
+    )
 
     @classmethod
     def from_env(cls, **overrides: object) -> ServerSettings:
@@ -33,7 +38,7 @@ class ServerSettings(BaseModel):
         for name in cls.model_fields:
             env = os.environ.get(f"CALLWRIGHT_{name.upper()}")
             if env is not None:
-                values[name] = env.split(",") if name == "cors_origins" else env
+                values[name] = env.split(",") if name in _LISTS else env
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

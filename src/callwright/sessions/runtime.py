@@ -13,13 +13,16 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from callwright.actions.gateway import ToolAudit, ToolGateway
+from callwright.actions.tools import DEFAULT_REGISTRY, ToolRegistry
 from callwright.agents.checks import check_agents
 from callwright.agents.config import AgentConfig
 from callwright.engines.base import RerankEngine, WarmableLLM
 from callwright.engines.registry import EngineHub
 from callwright.knowledge.service import KnowledgeService
+from callwright.pipeline.context import ContextProvider
 from callwright.pipeline.endpointing import TranscriptEndpointing
-from callwright.pipeline.events import EndReason, SessionEvent
+from callwright.pipeline.events import EndReason, SessionEvent, TranscriptEvent
 from callwright.pipeline.session import VoiceSession
 from callwright.pipeline.settings import (
     DEFAULT_BACKCHANNELS,
@@ -29,6 +32,7 @@ from callwright.pipeline.settings import (
     TurnTaking,
 )
 from callwright.pipeline.vad import VadParams
+from callwright.sessions.call_context import CallContext
 from callwright.sessions.call_record import CallRecord
 from callwright.sessions.call_writer import CallWriter
 from callwright.sessions.model import SessionInfo
@@ -36,6 +40,7 @@ from callwright.storage.agent_configs import AgentConfigRepository
 from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
 from callwright.storage.recordings import CallRecorder, RecordingStore
+from callwright.storage.records import EventInput
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +141,7 @@ class Call:
             if info.may_record and runtime.recordings is not None
             else None
         )
+        self.turn = 0  # the latest caller turn, for the tool audit records
         self.session = VoiceSession(
             info.session_id,
             engines,
@@ -143,7 +149,7 @@ class Call:
             RecordingOutput(output, self),
             output_rate=info.output_format.sample_rate,
             tap=self.recorder,
-            context=runtime.knowledge.retriever(agent, reranker) if runtime.knowledge else None,
+            context=self._context(reranker),
         )
         self.record = CallRecord(store_transcripts=info.security.store_transcripts)
         self.started_at = datetime.now(UTC)
@@ -151,6 +157,39 @@ class Call:
     @property
     def call_id(self) -> str:
         return self.info.session_id
+
+    def _context(self, reranker: RerankEngine | None) -> ContextProvider | None:
+        """The agent's knowledge, and its tools behind a policy gateway if it has any."""
+        knowledge = self.runtime.knowledge
+        retriever = knowledge.retriever(self.agent, reranker) if knowledge else None
+        if not self.agent.tools:
+            return retriever
+        policy = self.agent.tool_policy
+        gateway = ToolGateway(
+            tenant_id=self.info.tenant_id,
+            call_id=self.call_id,
+            agent_id=self.agent.agent_id,
+            allowed=self.agent.tools,
+            audit=self._audit,
+            registry=self.runtime.tools,
+            max_calls=policy.max_calls,
+            max_per_minute=policy.max_per_minute,
+        )
+        return CallContext(retriever, gateway, turn=lambda: self.turn)
+
+    def _audit(self, record: ToolAudit) -> None:
+        """Every tool call, allowed or refused, kept with the call (arguments redacted)."""
+        log.info(
+            "call %s tool %s: %s (%.0f ms)",
+            self.call_id,
+            record.tool,
+            record.status,
+            record.duration_ms,
+        )
+        writer = self.runtime.writer
+        if writer is not None:
+            event: EventInput = ("tool_audit", record.to_dict(), record.at)
+            writer.add(self.info.tenant_id, self.call_id, turns=[], events=[event])
 
     def push_audio(self, pcm16k: bytes) -> None:
         self.session.push_audio(pcm16k)
@@ -160,6 +199,8 @@ class Call:
         writer = self.runtime.writer
         if writer is None:
             return
+        if isinstance(event, TranscriptEvent) and event.final:
+            self.turn = event.turn
         rows = self.record.observe(event, datetime.now(UTC))
         writer.add(self.info.tenant_id, self.call_id, turns=rows.turns, events=rows.events)
 
@@ -216,6 +257,7 @@ class CallRuntime:
         recordings: RecordingStore | None = None,
         default_agent: str | None = None,
         knowledge: KnowledgeService | None = None,
+        tools: ToolRegistry = DEFAULT_REGISTRY,
     ) -> None:
         if not agents:
             raise ValueError("no agents configured")
@@ -224,6 +266,7 @@ class CallRuntime:
         self.db = db
         self.recordings = recordings
         self.knowledge = knowledge
+        self.tools = tools
         self.default_agent = default_agent or next(iter(agents))
         self.versions: dict[str, int] = {a: 1 for a in agents}
         self.active: dict[str, Call] = {}
@@ -231,8 +274,8 @@ class CallRuntime:
 
     async def start(self, preload: bool = True) -> None:
         """Record agent config versions, and load every agent's engines before serving.
-        An agent naming an engine this installation lacks is refused here, by field."""
-        check_agents(self.agents)
+        An agent naming an engine or tool this installation lacks is refused here."""
+        check_agents(self.agents, self.tools.known())
         if self.db is not None:
             repo = AgentConfigRepository(self.db)
             for agent in self.agents.values():

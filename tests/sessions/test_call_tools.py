@@ -1,0 +1,202 @@
+"""Tools in a live call: the agent's tools offered to the LLM, every call through the
+policy gateway, refusals read back to the LLM, and each call audited in storage."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from callwright.actions.tools import ToolCallContext, ToolOutcome, ToolRegistry
+from callwright.agents.config import AgentConfig
+from callwright.agents.loader import AgentConfigError, load_agent_file, parse_agent
+from callwright.engines import registry
+from callwright.engines.base import ChatMessage, LLMDelta, ToolCall, ToolSpec
+from callwright.engines.registry import EngineHub
+from callwright.pipeline.events import SessionEvent
+from callwright.sessions.model import AudioFormat, SessionInfo
+from callwright.sessions.runtime import CallRuntime
+from callwright.storage.calls import CallRepository
+from callwright.storage.db import Database
+from tests.helpers.system import REPO
+
+LLM = "test-call-tools-llm"
+
+
+class ToolCallingLLM:
+    """Asks for the order's status (and for a refund it may not give) when it is offered
+    tools, then answers with what the tools said."""
+
+    name = LLM
+
+    def __init__(self) -> None:
+        self.offered: list[list[str]] = []
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] = (), **kw: Any
+    ) -> AsyncIterator[LLMDelta]:
+        self.offered.append([t.name for t in tools])
+        results = [m.content for m in messages if m.role == "tool"]
+        if tools and not results:
+            yield LLMDelta(
+                tool_calls=[
+                    ToolCall("c1", "order_status", '{"order_id": "A12", "pin": "4321"}'),
+                    ToolCall("c2", "refund", '{"order_id": "A12"}'),
+                ]
+            )
+            return
+        yield LLMDelta(text="I checked. " + " ".join(results))
+        yield LLMDelta(finish_reason="stop")
+
+
+@pytest.fixture
+def llm() -> ToolCallingLLM:
+    engine = ToolCallingLLM()
+    registry.register("llm", LLM)(lambda **_: engine)
+    yield engine
+    registry._FACTORIES.pop(("llm", LLM))
+
+
+@pytest.fixture
+def tools() -> ToolRegistry:
+    tools = ToolRegistry()
+    seen: list[ToolCallContext] = []
+
+    @tools.tool(
+        name="order_status",
+        description="Where an order is.",
+        parameters={
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "pin": {"type": "string"}},
+            "required": ["order_id"],
+        },
+        redact=("pin",),
+    )
+    async def order_status(args: dict[str, Any], call: ToolCallContext) -> ToolOutcome:
+        seen.append(call)
+        return ToolOutcome(f"Order {args['order_id']} ships tomorrow.", {"eta_days": 1})
+
+    tools.seen = seen  # type: ignore[attr-defined]
+    return tools
+
+
+def agent(**fields: Any) -> AgentConfig:
+    data = load_agent_file(REPO / "agents" / "zero-cost.yaml").model_dump(mode="json")
+    data["engines"]["llm"] = {"name": LLM}
+    data["engines"]["vad"] = {"name": "energy"}  # a tone is speech
+    # a fast talker: the reply's audio plays in real time
+    data["engines"]["tts"] = {"name": "scripted", "options": {"chars_per_sec": 500}}
+    data.update(fields)
+    return parse_agent(data)
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list[SessionEvent] = []
+        self.spoke = asyncio.Event()
+
+    async def send_audio(self, pcm: bytes) -> None:
+        pass
+
+    async def clear_audio(self) -> None:
+        pass
+
+    async def send_event(self, event: SessionEvent) -> None:
+        self.events.append(event)
+        if event.type == "agent_speech_ended":
+            self.spoke.set()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    await db.migrate()
+    try:
+        yield db
+    finally:
+        await db.aclose()
+
+
+def session_info(a: AgentConfig) -> SessionInfo:
+    return SessionInfo(
+        tenant_id=a.tenant_id,
+        agent_id=a.agent_id,
+        agent_version=1,
+        channel="sim",
+        language="en",
+        input_format=AudioFormat(),
+        output_format=AudioFormat(sample_rate=16000),
+    )
+
+
+def tone(secs: float) -> bytes:
+    t = np.arange(int(secs * 16000)) / 16000
+    return (np.sin(2 * np.pi * 300 * t) * 6000).astype("<i2").tobytes()
+
+
+async def test_a_tool_call_goes_through_the_gateway_and_is_audited(
+    db: Database, llm: ToolCallingLLM, tools: ToolRegistry
+) -> None:
+    a = agent(tools=["order_status"])
+    runtime = CallRuntime({a.agent_id: a}, EngineHub(), db=db, tools=tools)
+    await runtime.start(preload=False)
+    info = session_info(a)
+    out = Collector()
+    call = await runtime.open_call(info, out)
+    task = asyncio.create_task(call.run())
+    call.push_audio(tone(1.0) + bytes(2 * 32000))  # a question, then 2 s of silence
+    await asyncio.wait_for(out.spoke.wait(), 15)
+    call.session.end()
+    await asyncio.wait_for(task, 10)
+    runtime.close_call(call)
+    await runtime.aclose()
+
+    # offered the agent's tool; the answer carries the tool's result and the refusal
+    assert llm.offered[0] == ["order_status"]
+    said = next(e for e in out.events if e.type == "agent_speech_ended").text
+    assert "Order A12 ships tomorrow." in said
+    assert "not done: there is no tool 'refund' here" in said
+    assert [e.name for e in out.events if e.type == "tool_call"] == ["order_status", "refund"]
+    assert [(c.call_id, c.agent_id, c.turn) for c in tools.seen] == [  # type: ignore[attr-defined]
+        (info.session_id, "zero-cost", 1)
+    ]
+    # both calls audited with the call, the secret argument redacted
+    events = await CallRepository(db).list_events(a.tenant_id, info.session_id, ["tool_audit"])
+    audits = {e.payload["tool"]: e.payload for e in events}
+    assert audits["order_status"]["status"] == "ok"
+    assert audits["order_status"]["arguments"] == {"order_id": "A12", "pin": "[redacted]"}
+    assert audits["order_status"]["data"] == {"eta_days": 1}
+    assert audits["order_status"]["turn"] == 1
+    assert audits["refund"]["status"] == "not_allowed"
+
+
+async def test_an_agent_without_tools_is_offered_none(
+    db: Database, llm: ToolCallingLLM, tools: ToolRegistry
+) -> None:
+    a = agent()
+    runtime = CallRuntime({a.agent_id: a}, EngineHub(), db=db, tools=tools)
+    await runtime.start(preload=False)
+    info = session_info(a)
+    out = Collector()
+    call = await runtime.open_call(info, out)
+    task = asyncio.create_task(call.run())
+    call.push_audio(tone(1.0) + bytes(2 * 32000))
+    await asyncio.wait_for(out.spoke.wait(), 15)
+    call.session.end()
+    await asyncio.wait_for(task, 10)
+    await runtime.aclose()
+    assert llm.offered == [[]]
+    assert [e for e in out.events if e.type == "tool_call"] == []
+
+
+async def test_an_agent_listing_an_unregistered_tool_is_refused_at_start(
+    tools: ToolRegistry,
+) -> None:
+    a = agent(tools=["order_status", "cancel_order"])
+    runtime = CallRuntime({a.agent_id: a}, EngineHub(), tools=tools)
+    with pytest.raises(AgentConfigError, match=r"tools\[1\]: unknown tool 'cancel_order'"):
+        await runtime.start(preload=False)
