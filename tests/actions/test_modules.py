@@ -17,5 +17,5 @@ def test_names_from_options_and_the_environment_each_once(
 
 
 def test_a_module_that_fails_to_import_is_named() -> None:
-    with pytest.raises(ToolModuleError, match="'callwright.nonesuch' could not be imported"):
+    with pytest.raises(ToolModuleError, match=r"'callwright\.nonesuch' could not be imported"):
         load_tool_modules(["callwright.nonesuch"])
