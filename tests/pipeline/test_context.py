@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
+
+import pytest
 
 from callwright.engines.base import ChatMessage, LLMDelta, ToolCall, ToolSpec
 from callwright.engines.scripted import ScriptedLLM
@@ -201,3 +204,75 @@ async def test_knowledge_as_a_tool_the_llm_calls(make_session):
     assert knowledge and knowledge[0].used.via is KnowledgeVia.TOOL
     # the history keeps the words, not the tool exchange
     assert [m.role for m in h.session.conversation.messages] == ["user", "assistant"]
+
+
+class SlowTool(ToolProvider):
+    """A tool that takes `secs` to answer, with the tool layer's verdict."""
+
+    def __init__(self, secs: float, status: str = "ok") -> None:
+        super().__init__()
+        self.secs = secs
+        self.status = status
+        self.cancelled = False
+
+    async def call_tool(self, name: str, arguments: str) -> TurnContext:
+        self.calls.append((name, arguments))
+        try:
+            await asyncio.sleep(self.secs)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return TurnContext(content="[1] Parking costs 3 dollars.", tool_status=self.status)
+
+
+async def test_a_slow_tool_gets_a_filler_and_its_timing_is_on_the_turn(make_session):
+    provider = SlowTool(secs=2.5)
+    h = await make_session(llm=ToolCallingLLM("unused"), context=provider)
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_ended", within=15)
+    said = [(t, e.text) for t, e in h.out.events if e.type == "agent_text"]
+    assert [text for _, text in said] == ["One moment, let me check that.", "Parking is 3 dollars."]
+    # in virtual time: the filler exactly 1 s into the tool, the answer when it returns
+    asked = h.out.first_time("tool_call")
+    assert said[0][0] - asked == pytest.approx(1.0)
+    assert said[1][0] - asked == pytest.approx(2.5)
+    result = h.out.of("tool_result")[0]
+    assert (result.name, result.status, result.duration_ms) == ("search_knowledge", "ok", 2500.0)
+    metrics = h.out.of("turn_metrics")[0]
+    assert metrics.to_dict()["tools"] == [
+        {"name": "search_knowledge", "status": "ok", "ms": 2500.0}
+    ]
+    # the caller heard the filler: the history keeps it with the answer
+    assert h.session.conversation.messages[-1].content == (
+        "One moment, let me check that. Parking is 3 dollars."
+    )
+
+
+async def test_a_quick_tool_needs_no_filler(make_session):
+    h = await make_session(llm=ToolCallingLLM("unused"), context=SlowTool(secs=0.4))
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_ended", within=15)
+    assert [e.text for e in h.out.of("agent_text")] == ["Parking is 3 dollars."]
+    assert h.out.of("tool_result")[0].duration_ms == 400.0
+
+
+async def test_a_refused_tool_call_is_timed_with_its_verdict(make_session):
+    h = await make_session(llm=ToolCallingLLM("unused"), context=SlowTool(0.0, "not_allowed"))
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("turn_metrics", within=15)
+    assert h.out.of("tool_result")[0].status == "not_allowed"
+    assert h.out.of("turn_metrics")[0].metrics.tools[0].status == "not_allowed"
+
+
+async def test_a_barge_in_cancels_a_running_tool(make_session):
+    provider = SlowTool(secs=10.0)
+    h = await make_session(
+        llm=ToolCallingLLM("unused"), context=provider, interruption_min_secs=0.3
+    )
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", within=15)  # the filler, at 1 s
+    await h.feed(tone(1.0))
+    await h.out.wait_for("interruption", within=3)
+    await h.feed(silence(0.1))
+    assert provider.cancelled
+    assert h.out.of("tool_result") == []

@@ -24,6 +24,8 @@ from callwright.pipeline.events import (
     SessionEndedEvent,
     SessionEvent,
     ToolCallEvent,
+    ToolResultEvent,
+    ToolTiming,
     TranscriptEvent,
     TurnMetrics,
     TurnMetricsEvent,
@@ -58,7 +60,14 @@ USED = KnowledgeUse(
     timings_ms={"vector_ms": 1.5, "total_ms": 2.25},
     via=KnowledgeVia.TOOL,
 )
-METRICS = TurnMetrics(turn=2, speech_end=1.0, vad_stop=1.2, first_audio_out=1.9, late_frames=1)
+METRICS = TurnMetrics(
+    turn=2,
+    speech_end=1.0,
+    vad_stop=1.2,
+    first_audio_out=1.9,
+    late_frames=1,
+    tools=[ToolTiming("order_status", "ok", 120.0), ToolTiming("refund", "not_allowed", 0.2)],
+)
 
 
 def _every_event() -> list[SessionEvent]:
@@ -68,6 +77,7 @@ def _every_event() -> list[SessionEvent]:
         TranscriptEvent(turn=1, text="how much is parking", final=True),
         AgentTextEvent(turn=1, text="Three dollars [1]."),
         ToolCallEvent(turn=1, name="search_knowledge", arguments='{"query": "parking"}'),
+        ToolResultEvent(turn=1, name="search_knowledge", status="ok", duration_ms=31.5),
         AgentSpeechStarted(turn=1),
         AgentSpeechEnded(turn=1, text="Three dollars."),
         InterruptionEvent(turn=1, heard_text="Three"),

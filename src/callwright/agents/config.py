@@ -56,12 +56,21 @@ class ToolPolicy(_Strict):
 
     max_calls: int = Field(10, ge=0, le=100, description="tool calls a call may make")
     max_per_minute: int = Field(5, ge=0, le=60, description="in any rolling 60 s")
+    filler_after_secs: float | None = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="say prompts.tool_filler when a tool has not answered by then; null: never",
+    )
 
 
 class Prompts(_Strict):
     system: str = Field(min_length=1)
     reprompt: str = "Are you still there?"
     goodbye: str = "It seems you have stepped away. Goodbye!"
+    tool_filler: str = Field(
+        "One moment, let me check that.", description="said while a slow tool works"
+    )
 
 
 class TurnTakingConfig(_Strict):

@@ -131,6 +131,8 @@ class TurnContext:
     # the part of `content` before the caller's words: the same for a partial and its
     # final, so an LLM may read it while the caller is still speaking
     prefix: str = ""
+    # for a tool's answer: the tool layer's verdict (ok, not_allowed, timed_out, ...)
+    tool_status: str = "ok"
 
     def merged(self, other: TurnContext) -> TurnContext:
         """Several tool calls in one turn: the content and the knowledge of all of them."""

@@ -53,6 +53,15 @@ class ErrorCode(StrEnum):
     ENGINE_UNAVAILABLE = "engine_unavailable"
 
 
+@dataclass(frozen=True, slots=True)
+class ToolTiming:
+    """One tool call of a turn: which, the tool layer's verdict, and how long it took."""
+
+    name: str
+    status: str  # e.g. ok, not_allowed, bad_arguments, timed_out, failed
+    ms: float
+
+
 @dataclass(slots=True)
 class TurnMetrics:
     """Where one turn's time went. Absolute times are the event loop's clock (seconds);
@@ -72,6 +81,7 @@ class TurnMetrics:
     interrupted: bool = False
     late_frames: int = 0  # reply frames the pacer sent after they should have played
     speculative: bool = False  # the reply was started before the end of turn was confirmed
+    tools: list[ToolTiming] = field(default_factory=list)  # the turn's tool calls, in order
 
     def breakdown(self) -> dict[str, float | None]:
         base = self.speech_end
@@ -144,6 +154,17 @@ class ToolCallEvent(SessionEvent):
 
 
 @dataclass(slots=True)
+class ToolResultEvent(SessionEvent):
+    """A tool call finished (or was refused): what the caller is waiting on, live."""
+
+    turn: int
+    name: str
+    status: str
+    duration_ms: float
+    type: str = field(init=False, default="tool_result")
+
+
+@dataclass(slots=True)
 class AgentSpeechStarted(SessionEvent):
     turn: int
     type: str = field(init=False, default="agent_speech_started")
@@ -176,6 +197,7 @@ class TurnMetricsEvent(SessionEvent):
             "speculative": self.metrics.speculative,
             "late_frames": self.metrics.late_frames,
             **self.metrics.breakdown(),
+            "tools": [asdict(t) for t in self.metrics.tools],
         }
 
 

@@ -43,6 +43,8 @@ from callwright.pipeline.events import (
     ReplyKind,
     SessionEvent,
     ToolCallEvent,
+    ToolResultEvent,
+    ToolTiming,
     TurnMetrics,
     TurnMetricsEvent,
 )
@@ -252,23 +254,48 @@ class ReplyRunner:
                 await _close(stream)
             if not calls or not offered:
                 return
-            # the LLM asked for knowledge: answer its calls, then let it speak
+            # the LLM asked for tools: run its calls, then let it speak
             messages.append(ChatMessage(role="assistant", content="", tool_calls=calls))
-            for call in calls:
-                messages.append(await self._run_tool(reply, call))
+            running = asyncio.ensure_future(self._run_tools(reply, calls))
+            try:
+                if not await self._done_within(running) and not reply.text.strip():
+                    # the caller is never left in silence while a tool works
+                    yield self.settings.tool_filler_text + " "
+                messages.extend(await running)
+            finally:
+                running.cancel()  # a barge-in cancels the tools with the reply
             reply.metrics.llm_first_token = None  # the spoken answer's first token counts
 
+    async def _done_within(self, task: asyncio.Future[Any]) -> bool:
+        """Whether `task` finishes before it is time for a filler (never, if none)."""
+        secs = self.settings.tool_filler_secs
+        if secs is None or not self.settings.tool_filler_text:
+            return True
+        sleeper = asyncio.ensure_future(self.clock.sleep(secs))
+        try:
+            await asyncio.wait((task, sleeper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+        return task.done()
+
+    async def _run_tools(self, reply: Reply, calls: list[ToolCall]) -> list[ChatMessage]:
+        return [await self._run_tool(reply, call) for call in calls]
+
     async def _run_tool(self, reply: Reply, call: ToolCall) -> ChatMessage:
-        reply.metrics.retrieval_start = self.clock.now()
+        started = self.clock.now()
         try:
             if not isinstance(self.context, ToolContextProvider):
                 raise LookupError(f"no tool {call.name!r}")
             ctx = await self.context.call_tool(call.name, call.arguments)
         except Exception as exc:  # the LLM hears the failure and can say so
             log.warning("tool %s failed in session %s", call.name, self.session_id, exc_info=True)
-            ctx = TurnContext(content=f"error: {type(exc).__name__}: {exc}")
-        reply.metrics.retrieval_done = self.clock.now()
-        if ctx.used is not None:
+            ctx = TurnContext(content=f"error: {type(exc).__name__}: {exc}", tool_status="failed")
+        done = self.clock.now()
+        ms = round((done - started) * 1000, 1)
+        reply.metrics.tools.append(ToolTiming(call.name, ctx.tool_status, ms))
+        self._emit(ToolResultEvent(reply.turn, call.name, ctx.tool_status, ms))
+        if ctx.used is not None:  # knowledge: its lookup is the turn's retrieval
+            reply.metrics.retrieval_start, reply.metrics.retrieval_done = started, done
             reply.context = ctx if reply.context is None else reply.context.merged(ctx)
         return ChatMessage(role="tool", content=ctx.content, tool_call_id=call.id, name=call.name)
 

@@ -74,6 +74,10 @@ class SessionSettings:
     max_tokens: int = 160
     temperature: float = 0.3
     turn: TurnTaking = field(default_factory=TurnTaking)
+    # said when a tool has not answered after `tool_filler_secs` and nothing was said
+    # yet in the reply; None: never
+    tool_filler_text: str = "One moment, let me check that."
+    tool_filler_secs: float | None = 1.0
 
 
 @dataclass(slots=True)

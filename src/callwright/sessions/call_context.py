@@ -66,4 +66,4 @@ class CallContext:
         }:
             return await self.knowledge.call_tool(name, arguments)
         result = await self.gateway.call(name, arguments, turn=self._turn())
-        return TurnContext(content=result.content)
+        return TurnContext(content=result.content, tool_status=result.status)

@@ -56,6 +56,8 @@ def session_settings(agent: AgentConfig) -> SessionSettings:
         voice=agent.voice,
         max_tokens=agent.llm.max_tokens,
         temperature=agent.llm.temperature,
+        tool_filler_text=agent.prompts.tool_filler,
+        tool_filler_secs=agent.tool_policy.filler_after_secs,
         turn=TurnTaking(
             vad=VadParams(
                 threshold=t.vad_threshold, start_secs=t.vad_start_secs, stop_secs=t.vad_stop_secs

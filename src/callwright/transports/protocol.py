@@ -172,6 +172,14 @@ class ToolCallMessage(ServerMsg):
     arguments: str
 
 
+class ToolResultMessage(ServerMsg):
+    type: Literal["tool_result"] = "tool_result"
+    turn: int
+    name: str
+    status: str = Field(description="ok, not_allowed, bad_arguments, timed_out, failed, ...")
+    duration_ms: float
+
+
 class AgentSpeechStartedMessage(ServerMsg):
     type: Literal["agent_speech_started"] = "agent_speech_started"
     turn: int
@@ -206,10 +214,17 @@ class TurnMetricsMessage(ServerMsg):
     first_audio_out_ms: float | None
     voice_to_voice_ms: float | None
     retrieval_ms: float | None
+    tools: list[ToolTimingMsg]
 
 
 class _Record(_Msg):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_all_required)
+
+
+class ToolTimingMsg(_Record):
+    name: str
+    status: str
+    ms: float
 
 
 class KnowledgeHitMsg(_Record):
@@ -265,6 +280,7 @@ _ServerUnion = (
     | TranscriptMessage
     | AgentTextMessage
     | ToolCallMessage
+    | ToolResultMessage
     | AgentSpeechStartedMessage
     | AgentSpeechEndedMessage
     | InterruptionMessage

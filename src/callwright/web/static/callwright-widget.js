@@ -514,6 +514,13 @@
         case "tool_call":
           this.system("Tool call: " + ev.name + "(" + ev.arguments + ")");
           break;
+        case "tool_result":
+          this.system(
+            "Tool " + ev.name + ": " + String(ev.status).replace(/_/g, " ") +
+              " (" + Math.round(ev.duration_ms) + " ms)",
+            ev.status === "ok" ? "" : "cw-error"
+          );
+          break;
         case "knowledge":
           this.sources(ev);
           break;
