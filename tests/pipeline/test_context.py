@@ -12,6 +12,7 @@ import pytest
 from callwright.engines.base import ChatMessage, LLMDelta, ToolCall, ToolSpec
 from callwright.engines.scripted import ScriptedLLM
 from callwright.pipeline.context import (
+    CallControl,
     GroundingResult,
     KnowledgeHit,
     KnowledgeUse,
@@ -276,3 +277,32 @@ async def test_a_barge_in_cancels_a_running_tool(make_session):
     await h.feed(silence(0.1))
     assert provider.cancelled
     assert h.out.of("tool_result") == []
+
+
+class HangUpTool(ToolProvider):
+    """The tool layer asks the call to end after the reply (as `end_call` does)."""
+
+    async def call_tool(self, name: str, arguments: str) -> TurnContext:
+        self.calls.append((name, arguments))
+        return TurnContext(content="Say goodbye.", control=CallControl.END_CALL)
+
+
+async def test_a_tool_can_end_the_call_after_the_goodbye_is_spoken(make_session):
+    h = await make_session(llm=ToolCallingLLM("unused"), context=HangUpTool())
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("end", within=15)
+    assert h.out.of("agent_speech_ended")  # the reply was spoken in full first
+    assert h.out.first_time("agent_speech_ended") <= h.out.first_time("end")
+    assert await asyncio.wait_for(h.task, 2) == "agent_hangup"
+
+
+async def test_the_caller_talking_over_the_goodbye_keeps_the_call(make_session):
+    h = await make_session(
+        llm=ToolCallingLLM("unused"), context=HangUpTool(), interruption_min_secs=0.3
+    )
+    await h.feed(tone(1.0) + silence(0.2))
+    await h.feed_until("agent_speech_started", within=15)
+    await h.feed(tone(1.0))
+    await h.out.wait_for("interruption", within=3)
+    await h.feed(silence(1.0))
+    assert not h.task.done()

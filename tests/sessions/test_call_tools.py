@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from callwright.actions.builtin import register_builtin_tools
 from callwright.actions.tools import ToolCallContext, ToolOutcome, ToolRegistry
 from callwright.agents.config import AgentConfig
 from callwright.agents.loader import AgentConfigError, load_agent_file, parse_agent
@@ -200,3 +201,42 @@ async def test_an_agent_listing_an_unregistered_tool_is_refused_at_start(
     runtime = CallRuntime({a.agent_id: a}, EngineHub(), tools=tools)
     with pytest.raises(AgentConfigError, match=r"tools\[1\]: unknown tool 'cancel_order'"):
         await runtime.start(preload=False)
+
+
+class GoodbyeLLM:
+    """Says goodbye and calls the built-in end_call."""
+
+    name = "test-goodbye-llm"
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] = (), **kw: Any
+    ) -> AsyncIterator[LLMDelta]:
+        if tools and not any(m.role == "tool" for m in messages):
+            yield LLMDelta(tool_calls=[ToolCall("c1", "end_call", '{"reason": "done"}')])
+            return
+        yield LLMDelta(text="Goodbye, and thank you for calling.")
+
+
+async def test_the_built_in_end_call_hangs_up_after_the_goodbye(db: Database) -> None:
+    tools = ToolRegistry()
+    register_builtin_tools(tools)
+    registry.register("llm", GoodbyeLLM.name)(lambda **_: GoodbyeLLM())
+    try:
+        a = agent(tools=["end_call"])
+        a.engines.llm.name = GoodbyeLLM.name
+        runtime = CallRuntime({a.agent_id: a}, EngineHub(), db=db, tools=tools)
+        await runtime.start(preload=False)
+        out = Collector()
+        info = session_info(a)
+        call = await runtime.open_call(info, out)
+        task = asyncio.create_task(call.run())
+        call.push_audio(tone(1.0) + bytes(2 * 32000))
+        reason = await asyncio.wait_for(task, 15)  # the agent hangs up by itself
+        await runtime.aclose()
+    finally:
+        registry._FACTORIES.pop(("llm", GoodbyeLLM.name))
+    assert reason == "agent_hangup"
+    said = next(e for e in out.events if e.type == "agent_speech_ended").text
+    assert said == "Goodbye, and thank you for calling."
+    stored = await CallRepository(db).get_call(a.tenant_id, info.session_id)
+    assert stored is not None and stored.end_reason == "agent_hangup"

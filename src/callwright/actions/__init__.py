@@ -9,3 +9,5 @@ It sits beside `knowledge/` (neither imports the other): both feed replies throu
 the pipeline's tool interface (`pipeline.context.ToolContextProvider`), and the
 pipeline imports neither; the session runtime wires them into a call.
 """
+
+from callwright.actions import builtin as _builtin  # noqa: F401  (registers the built-ins)

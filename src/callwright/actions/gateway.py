@@ -28,7 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -43,6 +43,7 @@ from callwright.actions.tools import (
     ToolRegistry,
 )
 from callwright.engines.base import ToolSpec
+from callwright.pipeline.context import CallControl
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class GatewayResult:
     status: ToolStatus
     content: str
     duration_ms: float
+    control: CallControl | None = None  # what the call should do after the reply (ok only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +245,8 @@ class ToolGateway:
             content = f"not done: {name} failed; tell the caller it did not work this time"
             return self._finish(attempt, ToolStatus.FAILED, content, error_type=type(exc).__name__)
         content = outcome.content if outcome.content.strip() else f"{name}: done"
-        return self._finish(attempt, ToolStatus.OK, content, data=dict(outcome.data))
+        result = self._finish(attempt, ToolStatus.OK, content, data=dict(outcome.data))
+        return replace(result, control=outcome.control)
 
     def _finish(
         self,

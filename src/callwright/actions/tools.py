@@ -23,6 +23,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from callwright.engines.base import ToolSpec
+from callwright.pipeline.context import CallControl
 
 # What OpenAI-compatible APIs (and llama.cpp's grammar) accept as a function name.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -45,6 +46,7 @@ class ToolOutcome:
 
     content: str
     data: dict[str, Any] = field(default_factory=dict)
+    control: CallControl | None = None  # e.g. end the call once the reply is spoken
 
 
 ToolHandler = Callable[[dict[str, Any], ToolCallContext], Awaitable[ToolOutcome]]

@@ -124,6 +124,12 @@ class GroundingResult:
         }
 
 
+class CallControl(StrEnum):
+    """What a tool may ask of the call itself, carried out after the reply is spoken."""
+
+    END_CALL = "end_call"  # hang up (the agent says goodbye first)
+
+
 @dataclass(slots=True)
 class TurnContext:
     content: str  # the user message (or tool result) as the LLM sees it
@@ -133,6 +139,8 @@ class TurnContext:
     prefix: str = ""
     # for a tool's answer: the tool layer's verdict (ok, not_allowed, timed_out, ...)
     tool_status: str = "ok"
+    # for a tool's answer: what the call should do once the reply has been spoken
+    control: CallControl | None = None
 
     def merged(self, other: TurnContext) -> TurnContext:
         """Several tool calls in one turn: the content and the knowledge of all of them."""

@@ -26,6 +26,7 @@ from callwright.engines.base import ChatMessage, PrefillLLM, TimedTTSEngine, Too
 from callwright.pipeline.chunker import SpeechChunker
 from callwright.pipeline.clock import Clock
 from callwright.pipeline.context import (
+    CallControl,
     ContextProvider,
     PrefetchingContextProvider,
     ToolContextProvider,
@@ -71,6 +72,7 @@ class Reply:
     audible: bool = False
     late_before: int = 0  # the pacer's late-frame count when this reply started
     context: TurnContext | None = None  # what the LLM got with the caller's words
+    control: CallControl | None = None  # a tool asked the call to do this afterwards
 
     def heard(self) -> str:
         return " ".join(t for t in (s.heard_text() for s in self.segments) if t)
@@ -294,6 +296,8 @@ class ReplyRunner:
         ms = round((done - started) * 1000, 1)
         reply.metrics.tools.append(ToolTiming(call.name, ctx.tool_status, ms))
         self._emit(ToolResultEvent(reply.turn, call.name, ctx.tool_status, ms))
+        if ctx.control is not None:
+            reply.control = ctx.control
         if ctx.used is not None:  # knowledge: its lookup is the turn's retrieval
             reply.metrics.retrieval_start, reply.metrics.retrieval_done = started, done
             reply.context = ctx if reply.context is None else reply.context.merged(ctx)

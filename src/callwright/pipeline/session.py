@@ -35,7 +35,7 @@ import numpy as np
 from callwright.audio.pcm import PIPELINE_RATE, Reframer, pcm16_to_float
 from callwright.engines.base import ChatMessage, Transcript
 from callwright.pipeline.clock import Clock, LoopClock
-from callwright.pipeline.context import ContextProvider
+from callwright.pipeline.context import CallControl, ContextProvider
 from callwright.pipeline.conversation import Conversation
 from callwright.pipeline.events import (
     EndReason,
@@ -419,8 +419,11 @@ class VoiceSession:
         """A reply ended (played out, interrupted or failed): the session's bookkeeping."""
         if reply.kind is ReplyKind.REPLY:
             self.turn_metrics.append(reply.metrics)
-        if reply.kind is ReplyKind.GOODBYE or (
-            self._timers.ending and reply.kind is not ReplyKind.REPROMPT
+        hang_up = reply.control is CallControl.END_CALL and not interrupted  # a tool asked
+        if (
+            hang_up
+            or reply.kind is ReplyKind.GOODBYE
+            or (self._timers.ending and reply.kind is not ReplyKind.REPROMPT)
         ):
             self.end(self.end_reason or EndReason.AGENT_HANGUP)
             return

@@ -66,4 +66,6 @@ class CallContext:
         }:
             return await self.knowledge.call_tool(name, arguments)
         result = await self.gateway.call(name, arguments, turn=self._turn())
-        return TurnContext(content=result.content, tool_status=result.status)
+        return TurnContext(
+            content=result.content, tool_status=result.status, control=result.control
+        )
