@@ -59,6 +59,39 @@ def test_tools_must_be_registered_by_a_tool_module(tmp_path: Path) -> None:
     assert "tool module 'tests.helpers.nonesuch' could not be imported" in broken.stderr
 
 
+WEBHOOK = """
+name: book_visit
+description: Book a visit.
+parameters: {type: object, properties: {date: {type: string}}, required: [date]}
+url: "https://bookings.example/v1/book?date={date}"
+headers: {Authorization: "Bearer ${CW_TEST_BOOKING_TOKEN}"}
+"""
+
+
+def test_webhook_tools_load_before_agents_are_checked(tmp_path: Path) -> None:
+    demo = (REPO / "agents" / "zero-cost.yaml").read_text()
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    agent = agents / "shop.yaml"
+    agent.write_text(demo + "tools: [book_visit]\n")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "book.yaml").write_text(WEBHOOK)
+    missing = cli("agents", "validate", str(agent), "--tools-dir", str(tools))
+    assert missing.returncode == 2
+    assert "headers.Authorization needs the environment variable CW_TEST_BOOKING_TOKEN" in (
+        missing.stderr
+    )
+    served = cli("serve", "--agents-dir", str(agents), "--tools-dir", str(tools))
+    assert served.returncode == 2 and "CW_TEST_BOOKING_TOKEN" in served.stderr
+    (tools / "book.yaml").write_text(WEBHOOK.replace("${CW_TEST_BOOKING_TOKEN}", "t"))
+    ok = cli("agents", "validate", str(agent), "--tools-dir", str(tools))
+    assert ok.returncode == 0, ok.stderr
+    (tools / "book.yaml").write_text(WEBHOOK.replace("url:", "urls:"))
+    bad = cli("agents", "validate", str(agent), "--tools-dir", str(tools))
+    assert bad.returncode == 2 and "urls: unknown field" in bad.stderr
+
+
 def test_doctor_reports_each_engine(tmp_path: Path) -> None:
     agents = tmp_path / "agents"
     agents.mkdir()

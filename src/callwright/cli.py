@@ -55,16 +55,20 @@ def serve(
             help="a Python module that registers tools (repeatable; docs/tools-and-flows.md)"
         ),
     ] = None,
+    tools_dir: Annotated[
+        Path | None, typer.Option(help="webhook tools, *.yaml (default ./tools)")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Start the server: REST API, voice WebSocket and web page."""
     import uvicorn
 
-    from callwright.actions.modules import ToolModuleError, load_tool_modules
+    from callwright.actions.modules import ToolModuleError
     from callwright.actions.tools import known_tools
+    from callwright.actions.webhooks import WebhookConfigError
     from callwright.agents.checks import check_agents
     from callwright.agents.loader import AgentConfigError, load_agent_dir
-    from callwright.api.app import create_app
+    from callwright.api.app import create_app, load_tools
     from callwright.api.settings import ServerSettings
 
     _logging(verbose)
@@ -77,11 +81,12 @@ def serve(
         database_url=database_url,
         default_agent=default_agent,
         tool_modules=tool_module or None,
+        tools_dir=tools_dir,
     )
     try:  # a broken agent config is said plainly, before the server starts
-        load_tool_modules(settings.tool_modules)
+        load_tools(settings)
         check_agents(load_agent_dir(settings.agents_dir), known_tools())
-    except (AgentConfigError, ToolModuleError) as exc:
+    except (AgentConfigError, ToolModuleError, WebhookConfigError) as exc:
         typer.echo(f"callwright serve: {exc}", err=True)
         raise typer.Exit(2) from None
     uvicorn.run(
@@ -202,16 +207,28 @@ def agents_validate(
         list[str] | None,
         typer.Option(help="a Python module that registers tools (also $CALLWRIGHT_TOOL_MODULES)"),
     ] = None,
+    tools_dir: Annotated[
+        Path | None,
+        typer.Option(help="webhook tools, *.yaml (also $CALLWRIGHT_TOOLS_DIR; default ./tools)"),
+    ] = None,
 ) -> None:
     """Check agent configs; errors name the field."""
     from callwright.actions.modules import ToolModuleError, load_tool_modules, tool_modules
-    from callwright.actions.tools import known_tools
+    from callwright.actions.tools import DEFAULT_REGISTRY, known_tools
+    from callwright.actions.webhooks import (
+        WebhookConfigError,
+        WebhookPolicy,
+        load_webhook_tools,
+        webhook_tools_dir,
+    )
     from callwright.agents.checks import agent_problems
     from callwright.agents.loader import AgentConfigError, load_agent_file
 
     try:
         load_tool_modules(tool_modules(tool_module or ()))
-    except ToolModuleError as exc:
+        # the address policy matters only when a tool runs, not for validation
+        load_webhook_tools(webhook_tools_dir(tools_dir), DEFAULT_REGISTRY, policy=WebhookPolicy())
+    except (ToolModuleError, WebhookConfigError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     failed = False

@@ -17,7 +17,8 @@ from fastapi.staticfiles import StaticFiles
 
 from callwright import __version__
 from callwright.actions.modules import load_tool_modules
-from callwright.actions.tools import known_tools
+from callwright.actions.tools import DEFAULT_REGISTRY, known_tools
+from callwright.actions.webhooks import WebhookPolicy, load_webhook_tools
 from callwright.agents.checks import check_agents
 from callwright.agents.config import AgentConfig
 from callwright.agents.loader import load_agent_dir
@@ -52,6 +53,17 @@ def _tune_for_serving() -> None:
         loop.slow_callback_duration = float(slow_ms) / 1000
 
 
+def load_tools(settings: ServerSettings) -> None:
+    """The installation's tools, before the agents that list them are checked: Python
+    tool modules, then webhook tools (idempotent: `serve` checks before the app starts)."""
+    load_tool_modules(settings.tool_modules)
+    policy = WebhookPolicy(
+        allow_private=settings.tools_allow_private,
+        private_hosts=frozenset(settings.tools_private_hosts),
+    )
+    load_webhook_tools(settings.tools_dir, DEFAULT_REGISTRY, policy=policy)
+
+
 def create_app(
     settings: ServerSettings | None = None, agents: dict[str, AgentConfig] | None = None
 ) -> FastAPI:
@@ -61,7 +73,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         catalog = agents if agents is not None else load_agent_dir(settings.agents_dir)
-        load_tool_modules(settings.tool_modules)
+        load_tools(settings)
         # before any work: a misspelt engine or tool fails at once
         check_agents(catalog, known_tools())
         db = Database(settings.resolved_database_url())

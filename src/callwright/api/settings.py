@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_LISTS = ("cors_origins", "tool_modules")  # comma-separated in the environment
+# comma-separated in the environment
+_LISTS = ("cors_origins", "tool_modules", "tools_private_hosts")
 
 
 class ServerSettings(BaseModel):
@@ -30,6 +31,13 @@ class ServerSettings(BaseModel):
     cors_origins: list[str] = Field(["*"], description="origins that may embed the widget")
     tool_modules: list[str] = Field(
         default_factory=list, description="Python modules that register the agents' tools"
+    )
+    tools_dir: Path = Field(Path("tools"), description="webhook tools, one YAML file each")
+    tools_allow_private: bool = Field(
+        False, description="let webhook tools reach private and loopback addresses"
+    )
+    tools_private_hosts: list[str] = Field(
+        default_factory=list, description="hosts webhook tools may reach on private addresses"
     )
 
     @classmethod

@@ -8,14 +8,14 @@ resolves to a public address for the check and a private one for the connection 
 rebinding) gets nowhere. Redirects are followed by hand so every hop is checked again;
 environment proxies are ignored since a proxy would make the connection for us,
 unchecked. Bodies are size-limited while they stream.
+
+The address rules and the checked, pinned connection layer live in `callwright.netguard`
+(shared with webhook tools); redirects, limits and error wording are this module's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
-from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from email.message import Message
 from urllib.parse import unquote
@@ -23,37 +23,32 @@ from urllib.parse import unquote
 import httpcore
 import httpx
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Resolver = Callable[[str, int], Awaitable[list[str]]]
-"""`(host, port) -> IP address strings`; injectable so tests need no real DNS."""
+from callwright.netguard import (
+    AddressRefused,
+    GuardedNetworkBackend,
+    Resolver,
+    describe_address,
+    is_public_address,
+    parse_ip,
+    resolve_host,
+)
+from callwright.netguard import guarded_transport as _netguard_transport
+
+__all__ = [
+    "BlockedAddress",
+    "FetchError",
+    "FetchPolicy",
+    "FetchedDocument",
+    "GuardedNetworkBackend",
+    "fetch_url",
+    "guarded_transport",
+    "is_public_address",
+    "resolve_host",
+]
 
 USER_AGENT = "Callwright-knowledge-fetch/0.1"
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _SUPPORTED_SCHEMES = frozenset({"http", "https"})  # all httpx can speak
-
-# Ranges `ipaddress` does not flag (or flags only in some Python versions) that are
-# nonetheless not somewhere a tenant's document lives.
-_BLOCKED_V4 = tuple(
-    ipaddress.IPv4Network(n)
-    for n in (
-        "0.0.0.0/8",  # "this network"; 0.0.0.0 reaches localhost on Linux
-        "100.64.0.0/10",  # carrier-grade NAT (RFC 6598)
-        "192.0.0.0/24",  # IETF protocol assignments
-        "198.18.0.0/15",  # benchmarking
-        "240.0.0.0/4",  # reserved, incl. broadcast
-    )
-)
-_BLOCKED_V6 = tuple(
-    ipaddress.IPv6Network(n)
-    for n in (
-        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215)
-        "100::/64",  # discard-only
-        "2001::/23",  # IETF protocol assignments, incl. Teredo 2001::/32
-        "2001:db8::/32",  # documentation
-        "fec0::/10",  # deprecated site-local
-    )
-)
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 @dataclass(slots=True, frozen=True)
@@ -91,8 +86,8 @@ class BlockedAddress(FetchError):
     """Refused to connect to a non-public address (server-side request forgery guard)."""
 
     def __init__(self, url: str, address: str, host: str | None = None) -> None:
-        ip = _parse_ip(address)
-        kind = _describe(ip) if ip is not None else "unparseable"
+        ip = parse_ip(address)
+        kind = describe_address(ip) if ip is not None else "unparseable"
         via = f"{host} resolves to " if host and host != address else ""
         super().__init__(
             url,
@@ -104,146 +99,9 @@ class BlockedAddress(FetchError):
         self.host = host
 
 
-class _AddressRefused(Exception):
-    """Raised inside the connection layer, turned into BlockedAddress by fetch_url."""
-
-    def __init__(self, host: str, address: str) -> None:
-        super().__init__(f"{host} -> {address} refused")
-        self.host = host
-        self.address = address
-
-
-def is_public_address(ip: IPAddress) -> bool:
-    """True only for globally routable unicast addresses a public document can live on."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        # Forms that embed an IPv4 address are judged by that address.
-        if ip.ipv4_mapped is not None:
-            return is_public_address(ip.ipv4_mapped)
-        if ip.sixtofour is not None:
-            return is_public_address(ip.sixtofour)
-        if ip in _NAT64:
-            return is_public_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-        if ip.is_site_local or any(ip in net for net in _BLOCKED_V6):
-            return False
-    elif any(ip in net for net in _BLOCKED_V4):
-        return False
-    if (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    ):
-        return False
-    return ip.is_global
-
-
-def _describe(ip: IPAddress) -> str:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return f"IPv4-mapped {_describe(ip.ipv4_mapped)}"
-    for flag, name in (
-        ("is_unspecified", "unspecified"),
-        ("is_loopback", "loopback"),
-        ("is_link_local", "link-local"),
-        ("is_multicast", "multicast"),
-        ("is_private", "private"),
-        ("is_reserved", "reserved"),
-    ):
-        if getattr(ip, flag):
-            return name
-    if ip in ipaddress.IPv4Network("100.64.0.0/10"):
-        return "carrier-grade NAT"
-    return "non-public"
-
-
-def _parse_ip(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(unquote(text))
-    except ValueError:
-        return None
-
-
-async def resolve_host(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to, in resolver order, without duplicates."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses: list[str] = []
-    for *_, sockaddr in infos:
-        address = str(sockaddr[0])
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
-    """Resolves, checks every address, then connects to a checked IP literal.
-
-    httpcore still takes the TLS server name (SNI, certificate check) from the request's
-    origin, so HTTPS verifies the real host name although the socket targets an IP.
-    `resolver=None` looks up the module's `resolve_host` at call time (monkeypatchable).
-    """
-
-    def __init__(
-        self,
-        *,
-        allow_private: bool = False,
-        resolver: Resolver | None = None,
-        inner: httpcore.AsyncNetworkBackend | None = None,
-    ) -> None:
-        self._allow_private = allow_private
-        self._resolver = resolver
-        self._inner = inner or httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        local_address: str | None = None,
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await self._checked_addresses(host, port, timeout)
-        last: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None  # _checked_addresses never returns an empty list
-        raise last
-
-    async def _checked_addresses(self, host: str, port: int, limit: float | None) -> list[str]:
-        resolver = self._resolver or resolve_host
-        try:
-            async with asyncio.timeout(limit):
-                addresses = await resolver(host, port)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host} timed out") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
-        if not addresses:
-            raise httpcore.ConnectError(f"{host} resolves to no address")
-        for address in addresses:
-            ip = _parse_ip(address)
-            # Every address is checked, not just the first: the connection may fall
-            # through to any of them.
-            if ip is None or not (self._allow_private or is_public_address(ip)):
-                raise _AddressRefused(host, address)
-        return addresses
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not allowed for URL fetching")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+async def _resolve(host: str, port: int) -> list[str]:
+    # looked up in this module at call time: `fetch.resolve_host` stays patchable
+    return await resolve_host(host, port)
 
 
 def guarded_transport(
@@ -252,30 +110,11 @@ def guarded_transport(
     resolver: Resolver | None = None,
     inner: httpcore.AsyncNetworkBackend | None = None,
 ) -> httpx.AsyncHTTPTransport:
-    """An httpx transport whose every TCP connection goes through GuardedNetworkBackend."""
-    transport = httpx.AsyncHTTPTransport(trust_env=False, retries=0)
-    pool = httpcore.AsyncConnectionPool(
-        # Same context httpx builds by default (certifi; SSL_CERT_FILE honoured).
-        ssl_context=httpx.create_ssl_context(),
-        max_connections=10,
-        http1=True,
-        http2=False,
-        retries=0,
-        network_backend=GuardedNetworkBackend(
-            allow_private=policy.allow_private, resolver=resolver, inner=inner
-        ),
+    """An httpx transport whose every TCP connection is checked against `policy`
+    (`netguard.guarded_transport`)."""
+    return _netguard_transport(
+        allow_private=policy.allow_private, resolver=resolver or _resolve, inner=inner
     )
-    _replace_pool(transport, pool)
-    return transport
-
-
-def _replace_pool(transport: httpx.AsyncHTTPTransport, pool: httpcore.AsyncConnectionPool) -> None:
-    # httpx (0.27, 0.28) offers no public way to choose the httpcore network backend;
-    # AsyncHTTPTransport keeps its pool in `_pool` and sends every request through it.
-    # The pool httpx built is discarded unused (it opens nothing until a request).
-    if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        raise RuntimeError("unsupported httpx version: AsyncHTTPTransport has no _pool")
-    transport._pool = pool
 
 
 def _check_url(url: httpx.URL, policy: FetchPolicy, shown: str) -> None:
@@ -294,7 +133,7 @@ def _check_url(url: httpx.URL, policy: FetchPolicy, shown: str) -> None:
         raise FetchError(shown, f"host {host!r} is not in the allowed hosts")
     # Literal addresses are refused up front (the connection layer would too); this also
     # guards transports injected without the connection-layer check.
-    ip = _parse_ip(host)
+    ip = parse_ip(host)
     if ip is not None and not policy.allow_private and not is_public_address(ip):
         raise BlockedAddress(shown, str(ip))
 
@@ -391,7 +230,7 @@ async def _fetch(
                         data=data,
                         filename=_filename(response),
                     )
-            except _AddressRefused as exc:
+            except AddressRefused as exc:
                 raise BlockedAddress(shown, exc.address, exc.host) from None
             except httpx.TimeoutException:
                 raise
