@@ -63,8 +63,8 @@ def serve(
     """Start the server: REST API, voice WebSocket and web page."""
     import uvicorn
 
+    from callwright.actions.builtin import server_tool_names
     from callwright.actions.modules import ToolModuleError
-    from callwright.actions.tools import known_tools
     from callwright.actions.webhooks import WebhookConfigError
     from callwright.agents.checks import check_agents
     from callwright.agents.loader import AgentConfigError, load_agent_dir
@@ -85,7 +85,7 @@ def serve(
     )
     try:  # a broken agent config is said plainly, before the server starts
         load_tools(settings)
-        check_agents(load_agent_dir(settings.agents_dir), known_tools())
+        check_agents(load_agent_dir(settings.agents_dir), server_tool_names())
     except (AgentConfigError, ToolModuleError, WebhookConfigError) as exc:
         typer.echo(f"callwright serve: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -213,8 +213,9 @@ def agents_validate(
     ] = None,
 ) -> None:
     """Check agent configs; errors name the field."""
+    from callwright.actions.builtin import server_tool_names
     from callwright.actions.modules import ToolModuleError, load_tool_modules, tool_modules
-    from callwright.actions.tools import DEFAULT_REGISTRY, known_tools
+    from callwright.actions.tools import DEFAULT_REGISTRY
     from callwright.actions.webhooks import (
         WebhookConfigError,
         WebhookPolicy,
@@ -239,7 +240,7 @@ def agents_validate(
             failed = True
             typer.echo(str(exc), err=True)
             continue
-        problems = agent_problems(agent, known_tools())
+        problems = agent_problems(agent, server_tool_names())
         if problems:
             failed = True
             lines = "\n".join(f"  {p}" for p in problems)

@@ -63,7 +63,7 @@ async def test_embedded_sqlite_settings(tmp_path: Path, monkeypatch: pytest.Monk
 async def test_in_memory_sqlite_keeps_one_database() -> None:
     async with Database("sqlite+aiosqlite://") as db:
         await db.migrate()
-        assert await db.current_revision() == "0002"
+        assert await db.current_revision() == "0003"
 
 
 def test_repr_hides_password() -> None:
@@ -80,5 +80,5 @@ def test_alembic_commands_with_a_url(tmp_path: Path, capsys: pytest.CaptureFixtu
     path = tmp_path / "sub" / "cli.db"
     command.upgrade(alembic_config(url=f"sqlite:///{path}"), "head")
     with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
         assert conn.execute("SELECT name FROM tenants").fetchall() == [("Default tenant",)]

@@ -28,8 +28,10 @@ TABLES = {
     "kb_documents",
     "kb_chunks",
     "kb_jobs",
+    "calendar_resources",
+    "calendar_bookings",
 }
-HEAD = "0002"
+HEAD = "0003"
 
 
 async def _diffs(db: Database, metadata: MetaData) -> list[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from callwright.actions.calendar import CALENDAR_TOOL_NAMES
 from callwright.actions.tools import (
     DEFAULT_REGISTRY,
     ToolCallContext,
@@ -41,6 +42,12 @@ END_CALL = ToolDefinition(
 )
 
 BUILTIN_TOOLS = (END_CALL,)
+
+
+def server_tool_names(registry: ToolRegistry = DEFAULT_REGISTRY) -> list[str]:
+    """The tools an agent may list on `callwright serve`: the registry's, and the
+    calendar tools every server adds on its database (`CallRuntime.start`)."""
+    return sorted({*registry.known(), *CALENDAR_TOOL_NAMES})
 
 
 def register_builtin_tools(registry: ToolRegistry) -> None:

@@ -140,6 +140,12 @@ class ToolRegistry:
         except KeyError:
             raise KeyError(f"unknown tool {name!r}; known: {self.known()}") from None
 
+    def copy(self) -> ToolRegistry:
+        """A registry with the same tools, to add to without changing this one."""
+        other = ToolRegistry()
+        other._tools.update(self._tools)
+        return other
+
     def known(self) -> list[str]:
         return sorted(self._tools)
 

@@ -16,8 +16,9 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from callwright import __version__
+from callwright.actions.builtin import server_tool_names
 from callwright.actions.modules import load_tool_modules
-from callwright.actions.tools import DEFAULT_REGISTRY, known_tools
+from callwright.actions.tools import DEFAULT_REGISTRY
 from callwright.actions.webhooks import WebhookPolicy, load_webhook_tools
 from callwright.agents.checks import check_agents
 from callwright.agents.config import AgentConfig
@@ -75,7 +76,7 @@ def create_app(
         catalog = agents if agents is not None else load_agent_dir(settings.agents_dir)
         load_tools(settings)
         # before any work: a misspelt engine or tool fails at once
-        check_agents(catalog, known_tools())
+        check_agents(catalog, server_tool_names())
         db = Database(settings.resolved_database_url())
         await db.migrate()
         recordings = (

@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from callwright.actions.calendar import register_calendar_tools
 from callwright.actions.gateway import ToolAudit, ToolGateway
 from callwright.actions.tools import DEFAULT_REGISTRY, ToolRegistry
 from callwright.agents.checks import check_agents
@@ -37,6 +38,7 @@ from callwright.sessions.call_record import CallRecord
 from callwright.sessions.call_writer import CallWriter
 from callwright.sessions.model import SessionInfo
 from callwright.storage.agent_configs import AgentConfigRepository
+from callwright.storage.calendar import CalendarRepository
 from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
 from callwright.storage.recordings import CallRecorder, RecordingStore
@@ -277,6 +279,9 @@ class CallRuntime:
     async def start(self, preload: bool = True) -> None:
         """Record agent config versions, and load every agent's engines before serving.
         An agent naming an engine or tool this installation lacks is refused here."""
+        if self.db is not None:  # the built-in calendar tools need storage: this runtime's
+            self.tools = self.tools.copy()  # own registry, the process's stays as it was
+            register_calendar_tools(self.tools, CalendarRepository(self.db))
         check_agents(self.agents, self.tools.known())
         if self.db is not None:
             repo = AgentConfigRepository(self.db)

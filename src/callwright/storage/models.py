@@ -325,6 +325,67 @@ class KnowledgeJob(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+# ------------------------------------------------------------------ calendar
+BOOKING_STATUSES = ("booked", "cancelled")
+
+
+class CalendarResource(Base):
+    """A bookable calendar of a tenant (a doctor, a room): its slots come from weekly
+    opening hours in its own time zone, each taking up to `capacity` bookings."""
+
+    __tablename__ = "calendar_resources"
+    __table_args__ = (
+        # target of the bookings' composite foreign key
+        UniqueConstraint("tenant_id", "resource_id"),
+        CheckConstraint("capacity >= 1", name="capacity"),
+        CheckConstraint("slot_minutes >= 1", name="slot_minutes"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), ForeignKey("tenants.id"))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))  # IANA, e.g. America/New_York
+    slot_minutes: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
+    # {"mon": [["09:00", "17:00"]], ...}: local wall-clock intervals per weekday
+    hours: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CalendarBooking(Base):
+    """One booking of one slot. Cancelled bookings stay (history, idempotent replays)."""
+
+    __tablename__ = "calendar_bookings"
+    __table_args__ = (
+        # a retried request (same key) must find its booking, never make a second one
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        ForeignKeyConstraint(
+            ["tenant_id", "resource_id"],
+            ["calendar_resources.tenant_id", "calendar_resources.resource_id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("status IN ('booked', 'cancelled')", name="status"),
+        CheckConstraint("end_at > start_at", name="span"),
+        Index(None, "tenant_id", "resource_id", "start_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # a speakable reference
+    tenant_id: Mapped[str] = mapped_column(String(64), ForeignKey("tenants.id"))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    call_id: Mapped[str | None] = mapped_column(String(36))  # the call that booked it
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 # Created by migrations for one dialect only (full-text indexes), so not in the models:
 # autogenerate comparisons must skip them.
 DIALECT_ONLY_TABLES = frozenset(
