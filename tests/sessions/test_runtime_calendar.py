@@ -38,7 +38,8 @@ async def test_start_registers_the_calendar_tools_with_a_database(db: Database) 
     runtime = CallRuntime({agent.agent_id: agent}, EngineHub(), db=db, tools=tools)
     await runtime.start(preload=False)
     await runtime.start(preload=False)  # a second start registers nothing twice
-    assert set(CALENDAR_TOOL_NAMES) <= set(tools.known())
+    assert set(CALENDAR_TOOL_NAMES) <= set(runtime.tools.known())
+    assert tools.known() == []  # on the runtime's own registry: the one given is unchanged
     await runtime.aclose()
 
 
