@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,11 @@ from callwright.agents.loader import AgentConfigError, load_agent_file, parse_ag
 from callwright.engines import registry
 from callwright.engines.base import ChatMessage, LLMDelta, ToolCall, ToolSpec
 from callwright.engines.registry import EngineHub
-from callwright.pipeline.events import SessionEvent
 from callwright.sessions.model import AudioFormat, SessionInfo
 from callwright.sessions.runtime import CallRuntime
 from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
+from tests.helpers.session_output import Collector
 from tests.helpers.system import REPO
 
 LLM = "test-call-tools-llm"
@@ -93,33 +92,6 @@ def agent(**fields: Any) -> AgentConfig:
     data["engines"]["tts"] = {"name": "scripted", "options": {"chars_per_sec": 500}}
     data.update(fields)
     return parse_agent(data)
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.events: list[SessionEvent] = []
-        self.spoke = asyncio.Event()
-
-    async def send_audio(self, pcm: bytes) -> None:
-        pass
-
-    async def clear_audio(self) -> None:
-        pass
-
-    async def send_event(self, event: SessionEvent) -> None:
-        self.events.append(event)
-        if event.type == "agent_speech_ended":
-            self.spoke.set()
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
-    await db.migrate()
-    try:
-        yield db
-    finally:
-        await db.aclose()
 
 
 def session_info(a: AgentConfig) -> SessionInfo:

@@ -15,12 +15,12 @@ from callwright.agents.loader import load_agent_file, parse_agent
 from callwright.engines import registry
 from callwright.engines.registry import EngineHub
 from callwright.engines.scripted import ScriptedTTS
-from callwright.pipeline.events import SessionEvent
 from callwright.sessions.model import AudioFormat, SecurityPolicy, SessionInfo
 from callwright.sessions.runtime import CallRuntime, load_engines, session_settings
 from callwright.storage.calls import CallRepository
 from callwright.storage.db import Database
 from callwright.storage.recordings import LocalRecordingStore
+from tests.helpers.session_output import Collector
 from tests.helpers.system import REPO
 
 ZERO_COST = REPO / "agents" / "zero-cost.yaml"
@@ -158,36 +158,6 @@ def test_agent_lookup_default_and_unknown() -> None:
 
 
 # ----------------------------------------------------- open_call / close_call
-
-
-class Collector:
-    """A transport's output that keeps the events and counts the audio bytes."""
-
-    def __init__(self) -> None:
-        self.events: list[SessionEvent] = []
-        self.audio_bytes = 0
-        self.spoke = asyncio.Event()
-
-    async def send_audio(self, pcm: bytes) -> None:
-        self.audio_bytes += len(pcm)
-
-    async def clear_audio(self) -> None:
-        pass
-
-    async def send_event(self, event: SessionEvent) -> None:
-        self.events.append(event)
-        if event.type == "agent_speech_ended":
-            self.spoke.set()
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
-    await db.migrate()
-    try:
-        yield db
-    finally:
-        await db.aclose()
 
 
 def _info(agent: AgentConfig, **kwargs: Any) -> SessionInfo:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
 from callwright.actions.calendar import CALENDAR_TOOL_NAMES
@@ -14,16 +11,6 @@ from callwright.engines.registry import EngineHub
 from callwright.sessions.runtime import CallRuntime
 from callwright.storage.db import Database
 from tests.helpers.system import REPO
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
-    await db.migrate()
-    try:
-        yield db
-    finally:
-        await db.aclose()
 
 
 def _agent_with_calendar() -> dict[str, object]:
