@@ -24,9 +24,14 @@ of them: 170 ms a token against 46-52 ms unconstrained, so a plain answer speaks
 3x slower. It also cannot accept the `<tool_call>` special token (the grammar sees
 token text, which llama.cpp does not give for special tokens), so the model, kept
 from its favourite first token, drifted into words ("You can call the
-`order_status` function...") where it meant to call. The numbers of the chosen
-design against unconstrained decoding are in docs/benchmarks.md, "Tool choice on
-the embedded LLM" (bench/tool_choice.py).
+`order_status` function...") where it meant to call.
+
+The chosen design against unconstrained decoding, 30 caller lines
+(docs/benchmarks.md, "Tool choice on the embedded LLM"): right choice 19/30 vs
+17/30; calls valid JSON and schema-valid 25/25 vs 21/25; first token of a plain
+answer 0.16 vs 0.15 s (median, noise); complete call 1.81 vs 1.70 s. The grammar
+fixes the form, not the choice: the model over-calls the first tool either way
+(a threshold of 0.85 would do better on that set, but was read off it).
 """
 
 from __future__ import annotations
