@@ -289,3 +289,98 @@ async def test_a_paused_reply_that_is_abandoned_ends_without_running(llm: LlamaC
     rest = [d async for d in b]
     assert rest and rest[-1].finish_reason in ("stop", "length")
     assert "pa" not in llm._paused
+
+
+# ---------------------------------------------------------------- tools under a grammar
+def _params(*names: str, **extra: Any) -> dict[str, Any]:
+    props: dict[str, Any] = {n: {"type": "string"} for n in names}
+    props.update(extra)
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
+GRAMMAR_TOOLS = [
+    ToolSpec("transfer_to_human", "Transfer the call to a human agent", _params("reason")),
+    ToolSpec(
+        "book_appointment",
+        "Book a dental appointment",
+        _params("day", "time", seats={"type": "integer"}),
+    ),
+]
+
+
+def test_the_call_grammar_parses_and_names_only_the_offered_tools() -> None:
+    llama_cpp = pytest.importorskip("llama_cpp", reason="the [embedded] extra is not installed")
+    from callwright.engines.llamacpp_grammar import tool_call_gbnf
+
+    gbnf = tool_call_gbnf([t.to_openai() for t in GRAMMAR_TOOLS])
+    llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)  # llama.cpp's parser accepts it
+    assert '"\\"transfer_to_human\\""' in gbnf and '"\\"book_appointment\\""' in gbnf
+
+
+def _grammar_accepts(llm: LlamaCppLLM, gbnf: str, text: str) -> bool:
+    """Feed `text`'s tokens through llama.cpp's grammar sampler, then end of text."""
+    import ctypes
+
+    import llama_cpp
+
+    model = llm._llm._model
+    smpl = llama_cpp.llama_sampler_init_grammar(model.vocab, gbnf.encode(), b"root")
+    assert smpl, "llama.cpp refused the grammar"
+
+    def allowed(tok: int) -> bool:
+        data = (llama_cpp.llama_token_data * 1)(llama_cpp.llama_token_data(tok, 0.0, 0.0))
+        arr = llama_cpp.llama_token_data_array(data, 1, -1, False)
+        llama_cpp.llama_sampler_apply(smpl, ctypes.byref(arr))
+        return bool(data[0].logit != float("-inf"))
+
+    try:
+        for tok in llm._llm.tokenize(text.encode(), add_bos=False, special=False):
+            if not allowed(tok):
+                return False
+            llama_cpp.llama_sampler_accept(smpl, tok)
+        return allowed(llm._llm.token_eos())
+    finally:
+        llama_cpp.llama_sampler_free(smpl)
+
+
+@pytest.mark.models
+def test_the_call_grammar_accepts_valid_calls_and_rejects_invalid_ones(llm: LlamaCppLLM) -> None:
+    from callwright.engines.llamacpp_grammar import tool_call_gbnf
+
+    gbnf = tool_call_gbnf([t.to_openai() for t in GRAMMAR_TOOLS])
+    good = [
+        '{"name": "transfer_to_human", "arguments": {"reason": "billing question"}}',
+        '{"name": "book_appointment", "arguments": {"day": "Mon", "time": "9am", "seats": 2}}',
+    ]
+    bad = [
+        '{"name": "cancel_order", "arguments": {"reason": "x"}}',  # not offered
+        '{"name": "transfer_to_human", "arguments": {}}',  # required key missing
+        '{"name": "book_appointment", "arguments": {"day": "Mon", "time": "9", "seats": "2"}}',
+        '{"name": "transfer_to_human", "arguments": {"reason": "x"}} and more',
+        '{"name": "transfer_to_human", "arguments": {"reason": "x"}',  # unterminated
+        "Sure, I will transfer you.",
+    ]
+    assert all(_grammar_accepts(llm, gbnf, g) for g in good)
+    assert not any(_grammar_accepts(llm, gbnf, b) for b in bad)
+
+
+@pytest.mark.models
+async def test_an_obvious_request_becomes_a_well_formed_call(llm: LlamaCppLLM) -> None:
+    text, deltas = await _reply(
+        llm, _first_turn("Transfer me to a person please."), tools=GRAMMAR_TOOLS, max_tokens=60
+    )
+    calls = [c for d in deltas for c in d.tool_calls]
+    assert text == ""
+    assert [c.name for c in calls] == ["transfer_to_human"]
+    assert isinstance(json.loads(calls[0].arguments)["reason"], str)
+    assert deltas[-1].finish_reason == "tool_calls"
+
+
+@pytest.mark.models
+async def test_a_plain_question_with_tools_offered_gets_words(llm: LlamaCppLLM) -> None:
+    text, deltas = await _reply(
+        llm, _first_turn("Hello, who am I speaking to?"), tools=GRAMMAR_TOOLS, max_tokens=30
+    )
+    assert not [c for d in deltas for c in d.tool_calls]
+    assert text.strip() and not text.lstrip().startswith(("{", "`"))
+    assert deltas[-1].finish_reason in ("stop", "length")

@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from callwright.engines.base import ChatMessage, EngineError, LLMDelta, ToolCall, ToolSpec
+from callwright.engines.llamacpp_grammar import ToolTurns
 from callwright.engines.llamacpp_states import SeqStateCache, restore_sequence, save_sequence
 from callwright.engines.registry import register
 from callwright.engines.tool_calls import TextToolCallParser, ToolCallAccumulator
@@ -137,6 +138,8 @@ class LlamaCppLLM:
         n_gpu_layers: int = 0,
         warm_system_prompt: str | None = None,
         slice_tokens: int = 12,
+        constrain_tools: bool = True,
+        tool_threshold: float = 0.5,
     ) -> None:
         import llama_cpp
         from llama_cpp import Llama
@@ -171,6 +174,8 @@ class LlamaCppLLM:
         self.last_stats: TurnStats | None = None
         self.evaluated_tokens_total = 0
         self._closed = False
+        # turns with tools: decided at the first token, calls under a grammar
+        self._tool_turns = ToolTurns(self._llm, tool_threshold) if constrain_tools else None
         self._install_eval_counter()
         if warm_system_prompt:
             self._warmup_sync(warm_system_prompt, None)
@@ -217,6 +222,15 @@ class LlamaCppLLM:
 
     # ------------------------------------------------------------------ generation
     def _chunks(self, req: _Request) -> Iterator[dict[str, Any]]:
+        if req.tools and self._tool_turns is not None:
+            return self._tool_turns.chunks(
+                req.messages,
+                req.tools,
+                max_tokens=req.max_tokens,
+                temperature=req.temperature,
+                repeat_penalty=self._repeat_penalty,
+                seed=self._seed,
+            )
         kwargs: dict[str, Any] = {}
         if req.tools:
             kwargs["tools"] = req.tools
@@ -443,6 +457,8 @@ class LlamaCppLLM:
         self._switch_session(None)
         kwargs: dict[str, Any] = {"tools": tools} if tools else {}
         self._llm.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0, **kwargs)
+        if tools and self._tool_turns is not None:
+            self._tool_turns.call_starts()
 
     async def warmup(self, system_prompt: str, tools: Sequence[ToolSpec] = ()) -> None:
         """Evaluate `system_prompt` (and the tool list, which Qwen's template puts in the
