@@ -73,7 +73,10 @@ class Calls:
         self.audits: list[ToolAudit] = []
 
     def gateway(self, call_id: str = "call-1", tenant: str = "acme") -> ToolGateway:
+        """The caller answers every read-back with a yes (confirmation is tested in
+        test_gateway.py; these tests are about the calendar)."""
         return ToolGateway(
+            caller_said=lambda: "Yes, that's right.",
             tenant_id=tenant,
             call_id=call_id,
             agent_id="clinic-receptionist",
@@ -87,7 +90,11 @@ class Calls:
     async def __call__(
         self, tool: str, *, call_id: str = "call-1", tenant: str = "acme", **args: Any
     ) -> GatewayResult:
-        return await self.gateway(call_id, tenant).call(tool, json.dumps(args), turn=1)
+        gateway, text = self.gateway(call_id, tenant), json.dumps(args)
+        result = await gateway.call(tool, text, turn=1)
+        if result.status is ToolStatus.NEEDS_CONFIRMATION:  # read back; the caller says yes
+            result = await gateway.call(tool, text, turn=2)
+        return result
 
     @property
     def data(self) -> dict[str, Any]:

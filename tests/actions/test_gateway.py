@@ -336,3 +336,79 @@ def test_specs_list_only_allowed_registered_tools(
 def test_negative_limits_are_refused(tools: Tools, audits: list[ToolAudit], clock: Clock) -> None:
     with pytest.raises(ValueError, match="cannot be negative"):
         _gateway(tools, audits, clock, max_calls=-1)
+
+
+# ------------------------------------------------------------------ confirmation
+class Caller:
+    """What the caller said last (the runtime gives the gateway the latest final)."""
+
+    def __init__(self) -> None:
+        self.said = ""
+
+    def __call__(self) -> str:
+        return self.said
+
+
+def _sensitive(tools: Tools) -> None:
+    tools.registry.unregister("book")
+    tools.registry.register(
+        ToolDefinition(
+            "book", "Book a table.", BOOK_SCHEMA, tools._book, redact=("card",), sensitive=True
+        )
+    )
+
+
+async def test_a_sensitive_tool_runs_only_after_the_caller_confirms_in_a_later_turn(
+    tools: Tools, audits: list[ToolAudit], clock: Clock
+) -> None:
+    _sensitive(tools)
+    caller = Caller()
+    gw = _gateway(tools, audits, clock, caller_said=caller)
+    caller.said = "Book a table for two on the fourteenth."
+    first = await gw.call("book", BOOKING, turn=1)
+    assert first.status is ToolStatus.NEEDS_CONFIRMATION
+    assert "date: 2025-03-14" in first.content and "party: 2" in first.content
+    assert "only after they say yes" in first.content
+    assert "4111" not in first.content and "card: (as given)" in first.content  # not aloud
+    assert tools.seen == [] and gw.calls_run == 0  # nothing ran, no budget spent
+    # the same turn again: the caller has not answered yet
+    assert (await gw.call("book", BOOKING, turn=1)).status is ToolStatus.NEEDS_CONFIRMATION
+    caller.said = "Yes, that's right."
+    done = await gw.call("book", BOOKING, turn=2)
+    assert done.status is ToolStatus.OK and len(tools.seen) == 1
+    assert [a.status for a in audits] == [
+        ToolStatus.NEEDS_CONFIRMATION,
+        ToolStatus.NEEDS_CONFIRMATION,
+        ToolStatus.OK,
+    ]
+
+
+@pytest.mark.parametrize(
+    "answer", ["No, make it Tuesday.", "Yes, but not at seven.", "Wait.", "Hmm.", ""]
+)
+async def test_anything_but_a_clear_yes_reads_it_back_again(
+    tools: Tools, audits: list[ToolAudit], clock: Clock, answer: str
+) -> None:
+    _sensitive(tools)
+    caller = Caller()
+    gw = _gateway(tools, audits, clock, caller_said=caller)
+    await gw.call("book", BOOKING, turn=1)
+    caller.said = answer
+    again = await gw.call("book", BOOKING, turn=2)
+    assert again.status is ToolStatus.NEEDS_CONFIRMATION and tools.seen == []
+
+
+async def test_a_yes_confirms_only_the_call_that_was_read_back(
+    tools: Tools, audits: list[ToolAudit], clock: Clock
+) -> None:
+    _sensitive(tools)
+    caller = Caller()
+    gw = _gateway(tools, audits, clock, caller_said=caller)
+    await gw.call("book", BOOKING, turn=1)
+    caller.said = "yes"
+    other = json.dumps({"date": "2025-03-15", "party": 4})
+    changed = await gw.call("book", other, turn=2)
+    assert changed.status is ToolStatus.NEEDS_CONFIRMATION and tools.seen == []
+    # and once run, the confirmation is used up: the next booking is read back again
+    assert (await gw.call("book", other, turn=3)).status is ToolStatus.OK
+    assert (await gw.call("book", other, turn=4)).status is ToolStatus.NEEDS_CONFIRMATION

@@ -35,6 +35,7 @@ from typing import Any
 
 from jsonschema.exceptions import ValidationError
 
+from callwright.actions.confirm import is_affirmative
 from callwright.actions.tools import (
     DEFAULT_REGISTRY,
     ToolCallContext,
@@ -64,6 +65,8 @@ class ToolStatus(StrEnum):
     # the reply was cancelled (barge-in, hang-up) while the handler ran: audited, since
     # the tool may have acted, then the cancellation goes on
     CANCELLED = "cancelled"
+    # a `sensitive` tool read back to the caller, waiting for their yes in a later turn
+    NEEDS_CONFIRMATION = "needs_confirmation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,7 @@ class ToolGateway:
         max_per_minute: int = 5,
         now: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = _utcnow,
+        caller_said: Callable[[], str] = lambda: "",
     ) -> None:
         if max_calls < 0 or max_per_minute < 0:
             raise ValueError("max_calls and max_per_minute cannot be negative")
@@ -160,6 +164,8 @@ class ToolGateway:
         self._wall = wall
         self._runs = 0
         self._recent: deque[float] = deque()  # start times of runs in the rate window
+        self._caller_said = caller_said  # the caller's latest final words
+        self._read_back: dict[str, int] = {}  # sensitive calls read back: key -> turn
 
     @property
     def calls_run(self) -> int:
@@ -184,10 +190,23 @@ class ToolGateway:
         if problems:
             content = f"arguments invalid: {problems}; call {name} again with corrected arguments"
             return self._finish(attempt, ToolStatus.BAD_ARGUMENTS, content)
+        if definition.sensitive and not self._confirmed(definition, args, turn):
+            return self._finish(attempt, ToolStatus.NEEDS_CONFIRMATION, _ask(definition, args))
         refusal = self._take_slot()
         if refusal is not None:
             return self._finish(attempt, *refusal)
         return await self._run(definition, args, attempt)
+
+    def _confirmed(self, definition: ToolDefinition, args: dict[str, Any], turn: int) -> bool:
+        """A sensitive call runs only when the same call was read back in an earlier turn
+        and the caller's answer since is a clear yes; otherwise it is (re)read back."""
+        key = f"{definition.name}:{json.dumps(args, sort_keys=True)}"
+        asked = self._read_back.get(key)
+        if asked is not None and turn > asked and is_affirmative(self._caller_said()):
+            del self._read_back[key]
+            return True
+        self._read_back[key] = turn
+        return False
 
     def _allowed_tool(self, name: str) -> ToolDefinition | None:
         if name not in self.allowed or name not in self._registry:
@@ -274,6 +293,20 @@ class ToolGateway:
         )
         self._audit(record)
         return GatewayResult(status, content, duration_ms)
+
+
+def _ask(definition: ToolDefinition, args: dict[str, Any]) -> str:
+    """What the LLM reads when a sensitive call waits for the caller's yes."""
+    # redacted arguments (card numbers...) are not read out loud either
+    shown = (
+        ", ".join(f"{k}: {'(as given)' if k in definition.redact else v}" for k, v in args.items())
+        or "no details"
+    )
+    return (
+        f"not done yet: {definition.name} needs the caller's confirmation. Read it back "
+        f"to the caller ({shown}) and ask if that is right; call {definition.name} again "
+        "with the same arguments only after they say yes"
+    )
 
 
 # --------------------------------------------------------------------- arguments

@@ -62,7 +62,8 @@ class ToolDefinition:
     `parameters` and runs under `timeout_secs`.
 
     `sensitive` marks tools that will need the caller's explicit confirmation before
-    they run (bookings, payments); it is reserved and NOT enforced yet. `redact` names
+    they run (bookings, payments): the gateway has it read back and runs it only after
+    a clear yes in a later caller turn (`actions.confirm`). `redact` names
     top-level arguments whose values never reach the audit log (card numbers, dates
     of birth); each must be one of the schema's properties, so a misspelt name cannot
     silently leak the value it was meant to hide.

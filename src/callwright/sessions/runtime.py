@@ -146,6 +146,7 @@ class Call:
             else None
         )
         self.turn = 0  # the latest caller turn, for the tool audit records
+        self.caller_said = ""  # its words: a sensitive tool runs after a clear yes
         self.session = VoiceSession(
             info.session_id,
             engines,
@@ -178,6 +179,7 @@ class Call:
             registry=self.runtime.tools,
             max_calls=policy.max_calls,
             max_per_minute=policy.max_per_minute,
+            caller_said=lambda: self.caller_said,
         )
         return CallContext(retriever, gateway, turn=lambda: self.turn)
 
@@ -204,7 +206,7 @@ class Call:
         if writer is None:
             return
         if isinstance(event, TranscriptEvent) and event.final:
-            self.turn = event.turn
+            self.turn, self.caller_said = event.turn, event.text
         rows = self.record.observe(event, datetime.now(UTC))
         writer.add(self.info.tenant_id, self.call_id, turns=rows.turns, events=rows.events)
 
