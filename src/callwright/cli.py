@@ -65,6 +65,7 @@ def serve(
 
     from callwright.actions.builtin import server_tool_names
     from callwright.actions.modules import ToolModuleError
+    from callwright.actions.sms import SmsConfigError
     from callwright.actions.webhooks import WebhookConfigError
     from callwright.agents.checks import check_agents
     from callwright.agents.loader import AgentConfigError, load_agent_dir
@@ -86,7 +87,7 @@ def serve(
     try:  # a broken agent config is said plainly, before the server starts
         load_tools(settings)
         check_agents(load_agent_dir(settings.agents_dir), server_tool_names())
-    except (AgentConfigError, ToolModuleError, WebhookConfigError) as exc:
+    except (AgentConfigError, ToolModuleError, WebhookConfigError, SmsConfigError) as exc:
         typer.echo(f"callwright serve: {exc}", err=True)
         raise typer.Exit(2) from None
     uvicorn.run(

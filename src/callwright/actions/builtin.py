@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from callwright.actions.calendar import CALENDAR_TOOL_NAMES
+from callwright.actions.sms import SEND_SMS, sms_configured
 from callwright.actions.tools import (
     DEFAULT_REGISTRY,
     ToolCallContext,
@@ -45,9 +46,11 @@ BUILTIN_TOOLS = (END_CALL,)
 
 
 def server_tool_names(registry: ToolRegistry = DEFAULT_REGISTRY) -> list[str]:
-    """The tools an agent may list on `callwright serve`: the registry's, and the
-    calendar tools every server adds on its database (`CallRuntime.start`)."""
-    return sorted({*registry.known(), *CALENDAR_TOOL_NAMES})
+    """The tools an agent may list on `callwright serve`: the registry's, the
+    calendar tools every server adds on its database, and `send_sms` when the
+    environment configures an SMS provider (both added by `CallRuntime.start`)."""
+    sms = [SEND_SMS] if sms_configured() else []
+    return sorted({*registry.known(), *CALENDAR_TOOL_NAMES, *sms})
 
 
 def register_builtin_tools(registry: ToolRegistry) -> None:

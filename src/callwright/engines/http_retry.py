@@ -72,6 +72,10 @@ class RetryPolicy:
     max_retry_after: float = 20.0  # the longest Retry-After waited for
     jitter: float = 0.5  # up to this fraction of a backoff is taken off at random
     sleep: Sleep = asyncio.sleep
+    # What may be retried; a caller whose request is not safe to repeat narrows these
+    # (statuses outside RETRY_STATUSES are never retried).
+    retry_errors: tuple[type[httpx.TransportError], ...] = RETRY_ERRORS
+    retry_statuses: frozenset[int] = RETRY_STATUSES
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -170,8 +174,9 @@ async def send(request: Callable[[], Awaitable[httpx.Response]], policy: RetryPo
         outcome = state.outcome
         assert outcome is not None
         if outcome.failed:
-            return isinstance(outcome.exception(), RETRY_ERRORS)
-        return await is_retryable(outcome.result())
+            return isinstance(outcome.exception(), policy.retry_errors)
+        response = outcome.result()
+        return response.status_code in policy.retry_statuses and await is_retryable(response)
 
     def asked(state: RetryCallState) -> float | None:
         outcome = state.outcome

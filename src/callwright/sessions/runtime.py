@@ -15,6 +15,7 @@ from typing import Any
 
 from callwright.actions.calendar import register_calendar_tools
 from callwright.actions.gateway import ToolAudit, ToolGateway
+from callwright.actions.sms import register_sms_tools, sms_provider_from_env, sms_region_from_env
 from callwright.actions.tools import DEFAULT_REGISTRY, ToolRegistry
 from callwright.agents.checks import check_agents
 from callwright.agents.config import AgentConfig
@@ -284,6 +285,10 @@ class CallRuntime:
         if self.db is not None:  # the built-in calendar tools need storage: this runtime's
             self.tools = self.tools.copy()  # own registry, the process's stays as it was
             register_calendar_tools(self.tools, CalendarRepository(self.db))
+        sms = sms_provider_from_env()
+        if sms is not None:  # SMS configured in the environment: this runtime's registry too
+            self.tools = self.tools.copy()
+            register_sms_tools(self.tools, sms, default_region=sms_region_from_env())
         check_agents(self.agents, self.tools.known())
         if self.db is not None:
             repo = AgentConfigRepository(self.db)
