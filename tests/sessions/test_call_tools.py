@@ -212,3 +212,93 @@ async def test_the_built_in_end_call_hangs_up_after_the_goodbye(db: Database) ->
     assert said == "Goodbye, and thank you for calling."
     stored = await CallRepository(db).get_call(a.tenant_id, info.session_id)
     assert stored is not None and stored.end_reason == "agent_hangup"
+
+
+class TwoLineASR:
+    """Hears a booking request in a long utterance, and a yes in a short one."""
+
+    name = "test-two-line-asr"
+    sample_rate = 16000
+
+    async def transcribe(self, audio: Any, *, language: str | None = None, prompt: Any = None):
+        from callwright.engines.base import Transcript
+
+        long = len(audio) / self.sample_rate > 1.2
+        return Transcript("Book a table for two on Friday." if long else "Yes, that's right.")
+
+
+class BookingLLM:
+    """Asks to book on every caller turn, and says what the tool answered."""
+
+    name = "test-booking-llm"
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, tools: Sequence[ToolSpec] = (), **kw: Any
+    ) -> AsyncIterator[LLMDelta]:
+        if tools and messages[-1].role == "user":
+            yield LLMDelta(
+                tool_calls=[ToolCall("b", "book_table", '{"day": "Friday", "party": 2}')]
+            )
+            return
+        yield LLMDelta(text=messages[-1].content.split(";")[0].rstrip(".") + ".")
+
+
+async def test_a_sensitive_tool_runs_after_the_caller_says_yes_on_the_next_turn(
+    db: Database,
+) -> None:
+    tools = ToolRegistry()
+    booked: list[dict[str, Any]] = []
+
+    @tools.tool(
+        name="book_table",
+        description="Book a table.",
+        parameters={
+            "type": "object",
+            "properties": {"day": {"type": "string"}, "party": {"type": "integer"}},
+            "required": ["day", "party"],
+        },
+        sensitive=True,
+    )
+    async def book_table(args: dict[str, Any], call: ToolCallContext) -> ToolOutcome:
+        booked.append(args)
+        return ToolOutcome("Booked for two on Friday.")
+
+    registry.register("asr", TwoLineASR.name)(lambda **_: TwoLineASR())
+    registry.register("llm", BookingLLM.name)(lambda **_: BookingLLM())
+    try:
+        a = agent(tools=["book_table"])
+        a.engines.asr.name, a.engines.llm.name = TwoLineASR.name, BookingLLM.name
+        runtime = CallRuntime({a.agent_id: a}, EngineHub(), db=db, tools=tools)
+        await runtime.start(preload=False)
+        out = Collector()
+        info = session_info(a)
+        call = await runtime.open_call(info, out)
+        task = asyncio.create_task(call.run())
+
+        async def spoken(n: int) -> list[str]:
+            for _ in range(300):
+                said = [e.text for e in out.events if e.type == "agent_speech_ended"]
+                if len(said) >= n:
+                    return said
+                await asyncio.sleep(0.05)
+            raise AssertionError([e.type for e in out.events])
+
+        call.push_audio(tone(1.6) + bytes(2 * 32000))  # "Book a table for two on Friday."
+        first = await spoken(1)
+        assert booked == []  # read back, not booked
+        assert first[0].startswith("not done yet: book_table needs the caller's confirmation")
+        call.push_audio(tone(0.5) + bytes(2 * 32000))  # "Yes, that's right."
+        second = await spoken(2)
+        call.session.end()
+        await asyncio.wait_for(task, 10)
+        await runtime.aclose()
+    finally:
+        registry._FACTORIES.pop(("asr", TwoLineASR.name))
+        registry._FACTORIES.pop(("llm", BookingLLM.name))
+    assert booked == [{"day": "Friday", "party": 2}]
+    assert second[1] == "Booked for two on Friday."
+    events = await CallRepository(db).list_events(a.tenant_id, info.session_id, ["tool_audit"])
+    assert [(e.payload["status"], e.payload["turn"]) for e in events] == [
+        ("needs_confirmation", 1),
+        ("ok", 2),
+    ]
