@@ -9,7 +9,6 @@ import base64
 import json
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 import httpx
@@ -31,6 +30,7 @@ from callwright.actions.sms import (
 from callwright.actions.tools import ToolRegistry
 from callwright.engines.http_retry import RetryPolicy
 from callwright.netguard import AddressRefused
+from tests.helpers.http_recorder import Answer, RecordingServer, Request, serving
 
 SID = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "auth-token-secret"
@@ -45,63 +45,28 @@ INVALID_TO = {
 }
 
 
-@dataclass(slots=True)
-class Request:
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(slots=True)
-class Twilio:
+class Twilio(RecordingServer):
     """Answers the planned (status, JSON) in order, then 201 with a new message."""
 
-    port: int = 0
-    requests: list[Request] = field(default_factory=list)
-    plan: list[tuple[int, dict[str, object]] | None] = field(default_factory=list)
+    def __init__(self) -> None:
+        super().__init__()
+        # (status, JSON), or None: read the request, then drop the connection
+        self.plan: list[tuple[int, dict[str, object]] | None] = []
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def answer(self, req: Request) -> tuple[int, dict[str, object]] | None:
+    async def respond(self, req: Request) -> Answer:
         if self.plan:
-            return self.plan.pop(0)  # None: read the request, then drop the connection
+            planned = self.plan.pop(0)
+            return None if planned is None else (planned[0], json.dumps(planned[1]).encode())
         form = parse_qs(req.body.decode())
         sid = f"SM{len(self.requests):032x}"
-        return 201, {"sid": sid, "status": "queued", "to": form["To"][0], "body": form["Body"][0]}
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            method, target, _ = head[0].split(" ", 2)
-            headers = {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:] if h)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            req = Request(method, target, headers, body)
-            self.requests.append(req)
-            answer = self.answer(req)
-            if answer is not None:
-                status, data = answer
-                payload = json.dumps(data).encode()
-                writer.write(
-                    f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                    + payload
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+        message = {"sid": sid, "status": "queued", "to": form["To"][0], "body": form["Body"][0]}
+        return 201, json.dumps(message).encode()
 
 
 @pytest.fixture
 async def twilio() -> AsyncIterator[Twilio]:
     srv = Twilio()
-    listener = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
-    srv.port = listener.sockets[0].getsockname()[1]
-    async with listener:
+    async with serving(srv):
         yield srv
 
 

@@ -120,16 +120,22 @@ def test_the_declared_schema_cannot_be_changed_afterwards() -> None:
     assert not definition.validator.is_valid({"n": "3"})
 
 
-def test_module_functions_use_the_default_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    registry = ToolRegistry()
-    monkeypatch.setattr(tools_module, "DEFAULT_REGISTRY", registry)
+def test_module_functions_use_the_default_registry() -> None:
+    default = tools_module.DEFAULT_REGISTRY
+    try:
 
-    @tools_module.tool(name="ping", description="Ping.", parameters={"type": "object"})
-    async def ping(args: dict[str, Any], call: ToolCallContext) -> ToolOutcome:
-        return ToolOutcome("pong")
+        @tools_module.tool(name="ping", description="Ping.", parameters={"type": "object"})
+        async def ping(args: dict[str, Any], call: ToolCallContext) -> ToolOutcome:
+            return ToolOutcome("pong")
 
-    tools_module.register_tool(_definition())
-    assert tools_module.known_tools() == ["ping", "weather"]
-    assert tools_module.get_tool("ping").handler is ping
-    with pytest.raises(KeyError, match="known: \\['ping', 'weather'\\]"):
-        tools_module.get_tool("nope")
+        tools_module.register_tool(_definition())
+        assert {"ping", "weather"} <= set(tools_module.known_tools())
+        assert tools_module.known_tools() == default.known()
+        assert tools_module.get_tool("ping").handler is ping
+        with pytest.raises(KeyError, match="unknown tool 'nope'"):
+            tools_module.get_tool("nope")
+    finally:
+        for name in ("ping", "weather"):
+            if name in default:
+                default.unregister(name)
+    assert "ping" not in tools_module.known_tools()

@@ -13,7 +13,6 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from callwright.actions.webhooks import (
     idempotency_key,
     load_webhook_tools,
 )
+from tests.helpers.http_recorder import Answer, RecordingServer, Request, serving
 
 LOCAL = WebhookPolicy(private_hosts=frozenset({"127.0.0.1"}))
 SECRET = "whsec-test-0123456789"
@@ -36,26 +36,19 @@ TOKEN = "tok-abc-secret"
 # --- a recording HTTP/1.1 server ---------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Request:
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes
+class Server(RecordingServer):
+    """Books once per idempotency key; the path picks a misbehaviour."""
 
-
-@dataclass(slots=True)
-class Server:
-    port: int = 0
-    requests: list[Request] = field(default_factory=list)
-    bookings: dict[str, int] = field(default_factory=dict)  # idempotency key -> booking id
-    failed_once: set[str] = field(default_factory=set)
-    release: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(self) -> None:
+        super().__init__()
+        self.bookings: dict[str, int] = {}  # idempotency key -> booking id
+        self.failed_once: set[str] = set()
+        self.release = asyncio.Event()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return self.base_url + path
 
-    async def respond(self, req: Request) -> tuple[int, bytes]:
+    async def respond(self, req: Request) -> Answer:
         path = req.target.split("?", 1)[0]  # the case is the first segment
         if path.startswith("/slow"):
             with contextlib.suppress(TimeoutError):
@@ -74,33 +67,11 @@ class Server:
             return 503, b"overloaded"
         return 200, json.dumps({"say": f"Booked, reference {booking}.", "id": booking}).encode()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            method, target, _ = head[0].split(" ", 2)
-            headers = {k.lower(): v.strip() for k, v in (h.split(":", 1) for h in head[1:] if h)}
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            req = Request(method, target, headers, body)
-            self.requests.append(req)
-            status, payload = await self.respond(req)
-            writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                + payload
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
 
 @pytest.fixture
 async def server() -> AsyncIterator[Server]:
     srv = Server()
-    listener = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
-    srv.port = listener.sockets[0].getsockname()[1]
-    async with listener:
+    async with serving(srv):
         yield srv
         srv.release.set()
 

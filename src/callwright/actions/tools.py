@@ -184,36 +184,9 @@ class ToolRegistry:
 
 DEFAULT_REGISTRY = ToolRegistry()
 
-
-def register_tool(definition: ToolDefinition) -> ToolDefinition:
-    """Register in the process's default registry."""
-    return DEFAULT_REGISTRY.register(definition)
-
-
-def get_tool(name: str) -> ToolDefinition:
-    """A tool of the default registry; `KeyError` names the known ones."""
-    return DEFAULT_REGISTRY.get(name)
-
-
-def known_tools() -> list[str]:
-    return DEFAULT_REGISTRY.known()
-
-
-def tool(
-    *,
-    name: str,
-    description: str,
-    parameters: dict[str, Any],
-    timeout_secs: float = 5.0,
-    sensitive: bool = False,
-    redact: tuple[str, ...] = (),
-) -> Callable[[ToolHandler], ToolHandler]:
-    """`@tool(...)`: declare a handler as a tool of the default registry."""
-    return DEFAULT_REGISTRY.tool(
-        name=name,
-        description=description,
-        parameters=parameters,
-        timeout_secs=timeout_secs,
-        sensitive=sensitive,
-        redact=redact,
-    )
+# The process's default registry, as module functions: `@tool(...)` in a tool module
+# declares a handler there; `get_tool` raises a KeyError naming the known tools.
+register_tool = DEFAULT_REGISTRY.register
+get_tool = DEFAULT_REGISTRY.get
+known_tools = DEFAULT_REGISTRY.known
+tool = DEFAULT_REGISTRY.tool
